@@ -1,0 +1,8 @@
+/* ipcx — umbrella header: every public module. */
+#ifndef IPCX_IPCX_H
+#define IPCX_IPCX_H
+
+#include <ipcx/common.h>
+#include <ipcx/region.h>
+
+#endif /* IPCX_IPCX_H */

@@ -1,0 +1,109 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *t_name(const char *tag)
+{
+	static __thread char buf[8][96];
+	static __thread unsigned n;
+	char *b = buf[n % 8];
+	snprintf(b, sizeof buf[0], "t%d-%s-%u", (int)getpid(), tag, n);
+	n++;
+	return b;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "watchdog: test timed out\n";
+	ssize_t w = write(2, msg, sizeof msg - 1);
+	(void)w;
+	kill(0, SIGKILL);
+	_exit(T_FAIL);
+}
+
+void t_watchdog(unsigned seconds)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	/* Our own process group, so the watchdog kills our children and nothing else. */
+	if (getpgrp() != getpid())
+		setpgid(0, 0);
+	alarm(seconds);
+}
+
+int t_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	struct dirent *e;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+int t_check_no_leaks(void)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "ipcx.t%d-", (int)getpid());
+	DIR *d = opendir("/dev/shm");
+	int leaks = 0;
+	struct dirent *e;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
+			fprintf(stderr, "leaked shared-memory object: /dev/shm/%s\n", e->d_name);
+			leaks++;
+		}
+	closedir(d);
+	return leaks;
+}
+
+pid_t t_spawn(int (*fn)(void *), void *arg)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+int t_wait(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void t_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}

@@ -1,0 +1,59 @@
+/* Helpers shared by the tests: unique names, watchdogs, fd counts, children. */
+#ifndef IPCX_TESTUTIL_H
+#define IPCX_TESTUTIL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#define T_PASS 0
+#define T_FAIL 1
+#define T_SKIP 77
+
+/* For multi-process tests: fail loudly with the location. */
+#define T_CHECK(cond)                                                                   \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			exit(T_FAIL);                                                   \
+		}                                                                       \
+	} while (0)
+
+#define T_CHECK_RC(expr, want)                                                          \
+	do {                                                                            \
+		long t_rc_ = (long)(expr);                                              \
+		if (t_rc_ != (long)(want)) {                                            \
+			fprintf(stderr, "%s:%d: %s returned %ld, wanted %ld\n", __FILE__,   \
+				__LINE__, #expr, t_rc_, (long)(want));                      \
+			exit(T_FAIL);                                                   \
+		}                                                                       \
+	} while (0)
+
+/* A name unique to this process and call ("t<pid>-<tag>-<n>"). */
+const char *t_name(const char *tag);
+
+/* Kill the whole test (and its process group) with a message after `seconds`:
+ * a hang becomes a failure, never a stuck CI. */
+void t_watchdog(unsigned seconds);
+
+/* Number of open file descriptors of this process. */
+int t_count_fds(void);
+
+/* Names of ipcx objects under /dev/shm starting with "ipcx.t<pid>": leaked
+ * ones fail the test in t_check_no_leaks(). */
+int t_check_no_leaks(void);
+
+/* fork(); in the child run fn(arg) and _exit with its return value. */
+pid_t t_spawn(int (*fn)(void *), void *arg);
+/* waitpid; returns the exit status, 128+sig if signalled, -1 on error. */
+int t_wait(pid_t pid);
+
+/* Monotonic time in ns. */
+uint64_t t_now_ns(void);
+
+/* Millisecond sleep. */
+void t_sleep_ms(unsigned ms);
+
+#endif
