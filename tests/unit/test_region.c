@@ -165,8 +165,12 @@ static void test_anon_and_fd(void **st)
 	ipcx_region *c = NULL;
 	assert_int_equal(ipcx_region_open_fd(&c, ipcx_region_fd(a), IPCX_KIND_RING), -EMEDIUMTYPE);
 	assert_int_equal(ipcx_region_open_fd(&c, -1, IPCX_KIND_RAW), -EBADF);
-	assert_int_equal(ipcx_region_open_fd(&c, 0 /* stdin: not a regular file */, IPCX_KIND_RAW),
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(ipcx_region_open_fd(&c, pfd[0] /* not a regular file */, IPCX_KIND_RAW),
 			 -EPROTO);
+	close(pfd[0]);
+	close(pfd[1]);
 	assert_null(c);
 	ipcx_region_close(a);
 	assert_int_equal(t_count_fds(), fds + 1); /* b still open */
