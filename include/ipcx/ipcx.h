@@ -4,5 +4,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/sock.h>
+#include <ipcx/pipe.h>
 
 #endif /* IPCX_IPCX_H */
