@@ -173,6 +173,36 @@ static void sock_free(ipcx_sock *s)
 	free(s);
 }
 
+/*
+ * Largest payload the kernel builds into one SEQPACKET message, besides the
+ * send buffer limit: the skb allocator has its own ceiling (a few MiB,
+ * depending on the build) and answers ENOBUFS above it.  Found once per
+ * process by bisection with a NULL buffer: a length the kernel accepts
+ * fails later with EFAULT, so nothing is copied and nothing is sent.
+ */
+static size_t kernel_max_msg(int fd)
+{
+	static _Atomic size_t cached;
+	size_t c = atomic_load_explicit(&cached, memory_order_relaxed); /* a plain value */
+	if (c)
+		return c;
+	size_t lo = 1, hi = (size_t)1 << 28;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+		struct iovec iov = { NULL, mid };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EFAULT)
+			lo = mid;
+		else if (n < 0 && (errno == ENOBUFS || errno == EMSGSIZE))
+			hi = mid - 1;
+		else
+			return hi; /* unexpected (sent?): do not cache a guess */
+	}
+	atomic_store_explicit(&cached, lo, memory_order_relaxed);
+	return lo;
+}
+
 /* Wrap a connected fd (taking it).  The send buffer is raised as far as the
  * system allows, since it bounds the largest message. */
 static int sock_wrap(ipcx_sock **out, int fd, const ipcx_sock_opts *opts)
@@ -196,7 +226,10 @@ static int sock_wrap(ipcx_sock **out, int fd, const ipcx_sock_opts *opts)
 	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &l) < 0)
 		got = 0;
 	/* unix_dgram_sendmsg refuses len > sk_sndbuf - 32 */
-	s->max_msg = got > 64 ? (size_t)got - 32 - sizeof(struct wire_hdr) : 0;
+	size_t lim = got > 64 ? (size_t)got - 32 : 0, kmax = kernel_max_msg(fd);
+	if (kmax < lim)
+		lim = kmax;
+	s->max_msg = lim > sizeof(struct wire_hdr) ? lim - sizeof(struct wire_hdr) : 0;
 	*out = s;
 	return 0;
 }
@@ -232,6 +265,8 @@ static int do_send(ipcx_sock *s, uint8_t type, const void *buf, size_t len, cons
 {
 	if (!s || (len && !buf) || nfds > IPCX_SOCK_MAX_FDS || (nfds && !fds))
 		return -EINVAL;
+	if (len > s->max_msg)
+		return -EMSGSIZE;
 	struct wire_hdr h = { .type = type, .nfds = (uint8_t)nfds, .magic = WIRE_MAGIC };
 	struct iovec iov[2] = { { &h, sizeof h }, { (void *)buf, len } };
 	union {
@@ -556,26 +591,33 @@ IPCX_API int ipcx_accept(ipcx_listener *l, ipcx_sock **out, const ipcx_wait *w)
 	if (!l)
 		return -EINVAL;
 	ipcx_wait pw = ipcx__wait_resolve(w, &l->wait);
-	int fd = ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), l->fd, POLLIN, accept_op, &l->fd);
-	if (fd < 0)
-		return fd;
-	ipcx_sock *s;
-	ipcx_sock_opts o = { .wait = l->wait };
-	int rc = sock_wrap(&s, fd, &o);
-	if (rc)
-		return rc;
-	int verdict = policy_allows(l->has_policy ? &l->policy : NULL, &s->peer);
-	struct wire_hello hello = { .version = WIRE_VERSION, .status = verdict ? -EACCES : 0 };
-	/* A fresh connection always has room for this; never wait on a peer
-	 * we may be refusing. */
-	rc = do_send(s, WIRE_HELLO, &hello, sizeof hello, NULL, 0,
-		     &IPCX_WAIT_INIT(IPCX_WAIT_NONBLOCK));
-	if (verdict || rc) {
+	uint64_t deadline = ipcx__deadline(&pw);
+	for (;;) {
+		int fd = ipcx__fd_wait_op(&pw, deadline, l->fd, POLLIN, accept_op, &l->fd);
+		if (fd < 0)
+			return fd;
+		ipcx_sock *s;
+		ipcx_sock_opts o = { .wait = l->wait };
+		int rc = sock_wrap(&s, fd, &o);
+		if (rc)
+			return rc;
+		int verdict = policy_allows(l->has_policy ? &l->policy : NULL, &s->peer);
+		struct wire_hello hello = { .version = WIRE_VERSION, .status = verdict ? -EACCES : 0 };
+		/* A fresh connection always has room for this; never wait on a
+		 * peer we may be refusing. */
+		rc = do_send(s, WIRE_HELLO, &hello, sizeof hello, NULL, 0,
+			     &IPCX_WAIT_INIT(IPCX_WAIT_NONBLOCK));
+		if (!verdict && !rc) {
+			*out = s;
+			return 0;
+		}
 		sock_free(s);
-		return verdict ? -EACCES : rc == -EPIPE ? -EAGAIN : rc;
+		if (verdict)
+			return -EACCES;
+		if (rc != -EPIPE)
+			return rc;
+		/* The peer gave up before our verdict: wait for the next one. */
 	}
-	*out = s;
-	return 0;
 }
 
 struct connect_args {
