@@ -4,6 +4,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/ring.h>
 #include <ipcx/sock.h>
 #include <ipcx/pipe.h>
 
