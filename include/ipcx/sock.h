@@ -52,7 +52,8 @@ typedef struct ipcx_cred {
  * listener's effective uid or 0 (root), or is listed in uids, or its gid is
  * listed in gids; and then, if check is set, check returns 0.  A NULL policy
  * accepts the listener's own uid and root only.  connect() applies the same
- * rule to the listener it reaches.
+ * rule to the listener it reaches.  The listener copies this struct, but the
+ * arrays and check_arg it points to must stay valid while it is open.
  */
 typedef struct ipcx_sock_policy {
 	const uint32_t *uids;
