@@ -129,25 +129,43 @@ IPCX_API int ipcx_fifo_create(const char *path, unsigned mode)
 
 /* ---- SIGPIPE-safe writes -------------------------------------------------- */
 
-ssize_t ipcx__pipe_write_nosig(int fd, const struct iovec *iov, int iovcnt, int splice_flags)
+/* SIGPIPE blocked in this thread for the span of one write.  A SIGPIPE
+ * that was pending before the write is not ours to eat. */
+struct sigpipe_guard {
+	sigset_t set, old;
+	int was_pending;
+};
+
+static void guard_enter(struct sigpipe_guard *g)
 {
-	sigset_t pipe_set, old, pending;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	/* A SIGPIPE that was pending before this write is not ours to eat. */
+	sigset_t pending;
+	sigemptyset(&g->set);
+	sigaddset(&g->set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
 	sigpending(&pending);
-	int was_pending = sigismember(&pending, SIGPIPE);
-	ssize_t n = splice_flags >= 0 ? vmsplice(fd, iov, (unsigned long)iovcnt, (unsigned)splice_flags)
-				      : writev(fd, iov, iovcnt);
-	int err = errno;
-	if (n < 0 && err == EPIPE && !was_pending) {
+	g->was_pending = sigismember(&pending, SIGPIPE);
+}
+
+/* err: the errno of the write (0 if it succeeded).  errno is preserved. */
+static void guard_leave(struct sigpipe_guard *g, int err)
+{
+	if (err == EPIPE && !g->was_pending) {
+		/* The write raised it: consume it while it is still blocked. */
 		struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+		while (sigtimedwait(&g->set, NULL, &zero) < 0 && errno == EINTR)
 			;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 	errno = err;
+}
+
+ssize_t ipcx__pipe_write_nosig(int fd, const struct iovec *iov, int iovcnt, int splice_flags)
+{
+	struct sigpipe_guard g;
+	guard_enter(&g);
+	ssize_t n = splice_flags >= 0 ? vmsplice(fd, iov, (unsigned long)iovcnt, (unsigned)splice_flags)
+				      : writev(fd, iov, iovcnt);
+	guard_leave(&g, n < 0 ? errno : 0);
 	return n;
 }
 
@@ -241,26 +259,16 @@ struct splice_args {
 static int splice_op(void *arg)
 {
 	struct splice_args *a = arg;
-	sigset_t pipe_set, old, pending;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	sigpending(&pending);
-	int was_pending = sigismember(&pending, SIGPIPE);
+	struct sigpipe_guard g;
+	guard_enter(&g);
 	ssize_t n;
 	do
 		n = splice(a->in, NULL, a->out, NULL, a->len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 	while (n < 0 && errno == EINTR);
-	int err = errno;
-	if (n < 0 && err == EPIPE && !was_pending) {
-		struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	guard_leave(&g, n < 0 ? errno : 0);
 	if (n >= 0)
 		return n > INT_MAX ? INT_MAX : (int)n;
-	return err == EAGAIN ? -EAGAIN : -err;
+	return errno == EAGAIN ? -EAGAIN : -errno;
 }
 
 IPCX_API ssize_t ipcx_pipe_splice(int in_fd, int out_fd, size_t len, const ipcx_wait *w)
@@ -270,16 +278,19 @@ IPCX_API ssize_t ipcx_pipe_splice(int in_fd, int out_fd, size_t len, const ipcx_
 	ipcx_wait pw = resolve(w);
 	uint64_t deadline = ipcx__deadline(&pw);
 	struct splice_args a = { in_fd, out_fd, len };
-	/* Either side may be the one not ready: wait for both, then retry. */
 	for (;;) {
 		int rc = splice_op(&a);
 		if (rc != -EAGAIN || pw.mode == IPCX_WAIT_NONBLOCK)
 			return rc;
-		struct pollfd p[2] = { { .fd = in_fd, .events = POLLIN }, { .fd = out_fd, .events = POLLOUT } };
-		rc = ipcx__poll_until(p, 2, deadline);
+		/* Wait on the side that is not ready: the input if it has no
+		 * data, else the output. */
+		struct pollfd p = { .fd = in_fd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)))
+			p = (struct pollfd){ .fd = out_fd, .events = POLLOUT };
+		rc = ipcx__poll_until(&p, 1, deadline);
 		if (rc < 0)
 			return rc;
-		if (rc == 0)
+		if (rc == 0 || ipcx__now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
 }

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -301,6 +302,38 @@ static void test_zero_copy(void **st)
 	assert_int_equal(t_count_fds(), fds0);
 }
 
+static void test_splice(void **st)
+{
+	(void)st;
+	signal(SIGPIPE, SIG_DFL);
+	int p[2], q[2];
+	assert_int_equal(ipcx_pipe_create(p, IPCX_PIPE_NONBLOCK), 0);
+	assert_int_equal(ipcx_pipe_create(q, IPCX_PIPE_NONBLOCK), 0);
+	int f = memfd_create("splice", MFD_CLOEXEC);
+	assert_true(f >= 0);
+	assert_int_equal(ipcx_pipe_write(p[1], "spliced!", 8, NULL), 8);
+	/* pipe -> pipe, then pipe -> file, all in the kernel */
+	assert_int_equal(ipcx_pipe_splice(p[0], q[1], 8, NULL), 8);
+	assert_int_equal(ipcx_pipe_splice(q[0], f, 8, NULL), 8);
+	char buf[8];
+	assert_int_equal(pread(f, buf, 8, 0), 8);
+	assert_memory_equal(buf, "spliced!", 8);
+	/* Nothing to move: waits, then times out. */
+	ipcx_wait t = { .mode = IPCX_WAIT_BLOCK, .timeout_ns = 10000000 };
+	assert_int_equal(ipcx_pipe_splice(p[0], q[1], 8, &t), -ETIMEDOUT);
+	/* Into a pipe without a reader: -EPIPE, and we are alive. */
+	assert_int_equal(ipcx_pipe_write(p[1], "x", 1, NULL), 1);
+	close(q[0]);
+	assert_int_equal(ipcx_pipe_splice(p[0], q[1], 1, NULL), -EPIPE);
+	/* The byte stayed in p; then end of input. */
+	close(p[1]);
+	assert_int_equal(ipcx_pipe_splice(p[0], f, 8, NULL), 1);
+	assert_int_equal(ipcx_pipe_splice(p[0], f, 8, NULL), 0);
+	close(p[0]);
+	close(q[1]);
+	close(f);
+}
+
 int main(void)
 {
 	t_watchdog(50);
@@ -308,7 +341,7 @@ int main(void)
 		cmocka_unit_test(test_capacity),	   cmocka_unit_test(test_sigpipe),
 		cmocka_unit_test(test_read_write_waits),   cmocka_unit_test(test_frames),
 		cmocka_unit_test(test_duplex_no_deadlock), cmocka_unit_test(test_fifo),
-		cmocka_unit_test(test_zero_copy),
+		cmocka_unit_test(test_zero_copy),	   cmocka_unit_test(test_splice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
