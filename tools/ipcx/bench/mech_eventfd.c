@@ -24,8 +24,8 @@ static int efd_open(const struct bench_case *c, int d, int fd[2], char *why, siz
 static int efd_setup(const struct bench_case *c, void **state, char *why, size_t whylen)
 {
 	if (c->size != sizeof(uint64_t))
-		return fdmech_skip(why, whylen, "an eventfd message is its 8-byte counter, not %zu bytes",
-				   c->size);
+		return fdmech_skip(why, whylen,
+				   "an eventfd message is its 8-byte counter, not %zu bytes", c->size);
 	return fdmech_setup(c, state, 0, efd_open, why, whylen);
 }
 
@@ -63,6 +63,6 @@ static const struct bench_mech mech_eventfd = {
 	.recv = efd_recv,
 	.detach = fdmech_detach,
 	.teardown = fdmech_teardown,
-	.note = "eventfd: the 8-byte counter carries seq + 1, checked by the reader (no stamp fits)",
+	.note = "eventfd: 8-byte messages; the counter carries seq + 1, checked by the reader",
 };
 BENCH_MECH(mech_eventfd)

@@ -21,7 +21,8 @@ static int mq_open_dir(const struct bench_case *c, int d, int fd[2], char *why, 
 {
 	static unsigned serial;
 	char name[64];
-	struct mq_attr attr = { .mq_msgsize = (long)c->size, .mq_maxmsg = fdmech_sysctl("/proc/sys/fs/mqueue/msg_max", 10) };
+	struct mq_attr attr = { .mq_msgsize = (long)c->size,
+				.mq_maxmsg = fdmech_sysctl("/proc/sys/fs/mqueue/msg_max", 10) };
 	mqd_t q;
 	for (;;) {
 		snprintf(name, sizeof name, "/ipcx.bench-%d-%u-%d", (int)getpid(), serial++, d);
@@ -42,8 +43,8 @@ static int mq_open_dir(const struct bench_case *c, int d, int fd[2], char *why, 
 					   c->size, max);
 		if (e == EMFILE)
 			return fdmech_skip(why, whylen,
-					   "EMFILE: a queue of one %zu-byte message exceeds what is "
-					   "left of RLIMIT_MSGQUEUE %llu bytes (ulimit -q)",
+					   "EMFILE: a queue of one %zu-byte message exceeds "
+					   "what is left of RLIMIT_MSGQUEUE %llu bytes (ulimit -q)",
 					   c->size, (unsigned long long)rl.rlim_cur);
 		return fdmech_skip(why, whylen, "mq_open: %s", strerror(e));
 	}

@@ -38,7 +38,8 @@ static int sysv_setup(const struct bench_case *c, void **state, char *why, size_
 	long msgmax = fdmech_sysctl("/proc/sys/kernel/msgmax", 8192);
 	if (c->size > (size_t)msgmax)
 		return fdmech_skip(why, whylen,
-				   "EINVAL: %zu > msgmax %ld (raise /proc/sys/kernel/msgmax as root)",
+				   "EINVAL: %zu > msgmax %ld "
+				   "(raise /proc/sys/kernel/msgmax as root)",
 				   c->size, msgmax);
 	struct sysv_mq *s = malloc(sizeof *s);
 	if (!s)

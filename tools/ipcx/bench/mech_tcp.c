@@ -21,7 +21,8 @@ static int nodelay(int fd)
 static int tcp_open(const struct bench_case *c, int d, int fd[2], char *why, size_t whylen)
 {
 	(void)c, (void)d, (void)why, (void)whylen;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof sa;
 	int rc = 0, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0)

@@ -206,7 +206,8 @@ static int atomic_xchg_run(struct lab_out *out)
 	int pin = pick_cpus(cpu);
 	lab_fact(out, "instruction", "%s", INSTRUCTION);
 	if (pin)
-		lab_fact(out, "placement", "two processes pinned to CPUs %u and %u", cpu[0], cpu[1]);
+		lab_fact(out, "placement", "two processes pinned to CPUs %u and %u", cpu[0],
+			 cpu[1]);
 	else
 		lab_fact(out, "placement", "two processes sharing the only CPU available");
 	const uint64_t expected = 2ull * INCREMENTS;
@@ -232,17 +233,20 @@ static int atomic_xchg_run(struct lab_out *out)
 	}
 	munmap(a, sizeof *a);
 	if (rc) {
-		lab_fact(out, "error", "a worker failed or timed out: %s", strerror(rc < 0 ? -rc : EIO));
+		lab_fact(out, "error", "a worker failed or timed out: %s",
+			 strerror(rc < 0 ? -rc : EIO));
 		lab_verdict(out, LAB_INCONCLUSIVE, "the experiment could not finish");
 		return rc;
 	}
 	if (!HAVE_X86) {
-		lab_verdict(out, count[XCHG] == expected ? LAB_HOLDS_WITH_CORRECTIONS : LAB_DOES_NOT_HOLD,
+		int ok = count[XCHG] == expected;
+		lab_verdict(out, ok ? LAB_HOLDS_WITH_CORRECTIONS : LAB_DOES_NOT_HOLD,
 			    "Unprotected increments lost %llu of %llu updates; a spinlock on "
-			    "atomic_exchange lost %llu. The lock prefix is an x86 matter and was not "
-			    "tested on this CPU.",
+			    "atomic_exchange lost %llu. The lock prefix is an x86 matter and was "
+			    "not tested on this CPU.",
 			    (unsigned long long)(expected - count[UNPROTECTED]),
-			    (unsigned long long)expected, (unsigned long long)(expected - count[XCHG]));
+			    (unsigned long long)expected,
+			    (unsigned long long)(expected - count[XCHG]));
 		return 0;
 	}
 
@@ -263,19 +267,21 @@ static int atomic_xchg_run(struct lab_out *out)
 			 pin ? "" : " on one CPU");
 	if (count[XCHG] == expected && count[LOCK_XCHG] == expected)
 		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
-			    "%s; a spinlock on xchg lost none. The lock prefix is not needed: xchg "
-			    "with a memory operand is always locked on x86, so `lock xchg` is the same "
-			    "operation -- it lost none either and cost %.1f ns against %.1f ns "
-			    "uncontended (%.1f vs %.1f ns per contended increment).",
+			    "%s; a spinlock on xchg lost none. The lock prefix is not needed: "
+			    "xchg with a memory operand is always locked on x86, so `lock xchg` "
+			    "is the same operation -- it lost none either and cost %.1f ns "
+			    "against %.1f ns uncontended (%.1f vs %.1f ns per contended "
+			    "increment).",
 			    lost, solo[1], solo[0], ns[LOCK_XCHG], ns[XCHG]);
 	else if (count[LOCK_XCHG] == expected)
 		lab_verdict(out, LAB_HOLDS,
-			    "%s; without the lock prefix the xchg spinlock lost %llu: the prefix was "
-			    "needed on this CPU.",
+			    "%s; without the lock prefix the xchg spinlock lost %llu: the prefix "
+			    "was needed on this CPU.",
 			    lost, (unsigned long long)(expected - count[XCHG]));
 	else
 		lab_verdict(out, LAB_DOES_NOT_HOLD,
-			    "%s; the xchg spinlock lost %llu and the lock xchg spinlock %llu.", lost,
+			    "%s; the xchg spinlock lost %llu and the lock xchg spinlock %llu.",
+			    lost,
 			    (unsigned long long)(expected - count[XCHG]),
 			    (unsigned long long)(expected - count[LOCK_XCHG]));
 	return 0;

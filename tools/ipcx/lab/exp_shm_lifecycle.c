@@ -98,6 +98,12 @@ static int helper_write_seen(struct helper *h, volatile uint32_t *ours)
 	return *ours == CHILD_MARK;
 }
 
+/* Words for what helper_write_seen returned. */
+static const char *seen_words(int rc)
+{
+	return rc == 1 ? "seen by this one (still shared)" : rc == 0 ? "not seen" : strerror(-rc);
+}
+
 /* Stop the child (it detaches and unmaps by exiting). */
 static int helper_stop(struct helper *h)
 {
@@ -206,20 +212,22 @@ static int sysv_part(struct lab_out *out, struct results *r)
 
 	rc = helper_write_seen(&h, p);
 	r->sysv_usable = rc == 1;
-	lab_fact(out, "sysv: other process writes after IPC_RMID", "%s",
-		 rc == 1 ? "seen by this one (still shared)" : rc == 0 ? "not seen" : strerror(-rc));
+	lab_fact(out, "sysv: other process writes after IPC_RMID", "%s", seen_words(rc));
 
 	errno = 0;
 	r->shmget_enoent = shmget(key, 0, 0) < 0 && errno == ENOENT;
 	lab_fact(out, "sysv: shmget(key) after IPC_RMID", "%s",
-		 r->shmget_enoent ? "ENOENT (the key is gone)" : errno ? strerror(errno) : "found it");
+		 r->shmget_enoent ? "ENOENT (the key is gone)"
+		 : errno	  ? strerror(errno)
+				  : "still finds the segment");
 
 	volatile uint32_t *q = shmat(id, NULL, 0);
 	r->new_attach = q != (void *)-1;
 	if (r->new_attach) {
 		q[1] = 0x5a5a5a5a;
 		lab_fact(out, "sysv: new shmat(id) after IPC_RMID",
-			 "succeeds (Linux-specific); same memory: %s", p[1] == 0x5a5a5a5a ? "yes" : "no");
+			 "succeeds (Linux-specific); same memory: %s",
+			 p[1] == 0x5a5a5a5a ? "yes" : "no");
 		shmdt((void *)q);
 	} else {
 		lab_fact(out, "sysv: new shmat(id) after IPC_RMID", "fails: %s", strerror(errno));
@@ -230,7 +238,8 @@ static int sysv_part(struct lab_out *out, struct results *r)
 	r->gone = shmctl(id, IPC_STAT, &ds) < 0 && (errno == EINVAL || errno == EIDRM) &&
 		  proc_shm(id, &pkey, &perms, &nattch) == 0;
 	lab_fact(out, "sysv: after the last detach", "%s",
-		 r->gone ? "destroyed (IPC_STAT: EINVAL; not in /proc/sysvipc/shm)" : "still there");
+		 r->gone ? "destroyed (IPC_STAT: EINVAL; not in /proc/sysvipc/shm)"
+			 : "still there");
 	return stop;
 }
 
@@ -283,8 +292,7 @@ static int posix_part(struct lab_out *out, struct results *r)
 
 	rc = helper_write_seen(&h, p);
 	r->posix_usable = rc == 1;
-	lab_fact(out, "posix: other process writes after shm_unlink", "%s",
-		 rc == 1 ? "seen by this one (still shared)" : rc == 0 ? "not seen" : strerror(-rc));
+	lab_fact(out, "posix: other process writes after shm_unlink", "%s", seen_words(rc));
 
 	/* The name is free again: a new object under it is a different one. */
 	int nfd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -301,7 +309,8 @@ static int posix_part(struct lab_out *out, struct results *r)
 		}
 	}
 	lab_fact(out, "posix: shm_open(O_CREAT|O_EXCL) of the same name", "%s",
-		 r->fresh_object ? "creates a new, separate object" : "did not give a separate object");
+		 r->fresh_object ? "creates a new, separate object"
+				 : "did not give a separate object");
 
 	rc = helper_stop(&h);
 	munmap((void *)p, SEG_SIZE);
@@ -325,23 +334,23 @@ static int shm_lifecycle_run(struct lab_out *out)
 	if (!sysv_ok || !posix_ok)
 		lab_verdict(out, LAB_DOES_NOT_HOLD,
 			    "Not as claimed here:%s%s%s%s%s%s%s%s%s",
-			    r.sysv_usable ? "" : " the System V segment stopped being shared after IPC_RMID;",
+			    r.sysv_usable ? "" : " the System V segment was no longer shared;",
 			    r.key_private ? "" : " its key was kept;",
 			    r.dest ? "" : " it was not marked SHM_DEST;",
 			    r.shmget_enoent ? "" : " shmget(key) did not fail with ENOENT;",
 			    r.gone ? "" : " it survived the last detach;",
-			    r.posix_usable ? "" : " the POSIX mapping stopped being shared after shm_unlink;",
+			    r.posix_usable ? "" : " the POSIX mapping was no longer shared;",
 			    r.name_gone ? "" : " its name survived shm_unlink;",
 			    r.nlink0 ? "" : " its link count was not 0;",
-			    r.fresh_object ? "" : " the name could not be reused for a separate object;");
+			    r.fresh_object ? "" : " its name gave no separate new object;");
 	else if (r.new_attach)
 		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
-			    "Removal is deferred as claimed -- both kinds stay usable and shared until "
-			    "the last detach or unmap -- but on Linux IPC_RMID does not stop new "
-			    "attaches: shmat() by id still succeeds while anyone is attached. Only the key "
-			    "is gone (it becomes IPC_PRIVATE, 0x00000000 in ipcs -m, status \"dest\"; "
-			    "shmget(key) fails with ENOENT). shm_unlink frees the name at once: a new "
-			    "object of that name is a different one.");
+			    "Removal is deferred as claimed -- both kinds stay usable and shared "
+			    "until the last detach or unmap -- but on Linux IPC_RMID does not stop "
+			    "new attaches: shmat() by id still succeeds while anyone is attached. "
+			    "Only the key is gone (it becomes IPC_PRIVATE, 0x00000000 in ipcs -m, "
+			    "status \"dest\"; shmget(key) fails with ENOENT). shm_unlink frees the "
+			    "name at once: a new object of that name is a different one.");
 	else
 		lab_verdict(out, LAB_HOLDS, "%s", "");
 	return 0;
@@ -349,10 +358,10 @@ static int shm_lifecycle_run(struct lab_out *out)
 
 static const struct lab_experiment exp_shm_lifecycle = {
 	.name = "shm-lifecycle",
-	.claim = "Removing shared memory that is in use only marks it: after shmctl(IPC_RMID) the "
-		 "attached processes keep the System V segment but no process can attach it any "
-		 "more, and it is destroyed at the last detach; shm_unlink() removes only the POSIX "
-		 "object's name, and existing mappings keep working.",
+	.claim = "Removing shared memory that is in use only marks it: after shmctl(IPC_RMID) "
+		 "the attached processes keep the System V segment but no process can attach it "
+		 "any more, and it is destroyed at the last detach; shm_unlink() removes only the "
+		 "POSIX object's name, and existing mappings keep working.",
 	.order = 10,
 	.run = shm_lifecycle_run,
 };
