@@ -67,9 +67,10 @@ int fdmech_recv(void *state, struct bench_proc *p, unsigned *producer, uint64_t 
 void fdmech_detach(void *state, struct bench_proc *p);
 void fdmech_teardown(void *state);
 
-/* The callbacks of a mechanism that moves stamped bytes through fds. */
-#define FDMECH_OPS                                                                       \
-	.attach = fdmech_attach, .send = fdmech_send, .recv = fdmech_recv,               \
-	.detach = fdmech_detach, .teardown = fdmech_teardown
+/* The callbacks of an fd mechanism with its own send/recv ... */
+#define FDMECH_LIFECYCLE                                                                 \
+	.attach = fdmech_attach, .detach = fdmech_detach, .teardown = fdmech_teardown
+/* ... and of one that moves stamped bytes with fdmech_send/fdmech_recv. */
+#define FDMECH_OPS FDMECH_LIFECYCLE, .send = fdmech_send, .recv = fdmech_recv
 
 #endif

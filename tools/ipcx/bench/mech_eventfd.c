@@ -25,7 +25,8 @@ static int efd_setup(const struct bench_case *c, void **state, char *why, size_t
 {
 	if (c->size != sizeof(uint64_t))
 		return fdmech_skip(why, whylen,
-				   "an eventfd message is its 8-byte counter, not %zu bytes", c->size);
+				   "an eventfd message is its 8-byte counter, not %zu bytes",
+				   c->size);
 	return fdmech_setup(c, state, 0, efd_open, why, whylen);
 }
 
@@ -58,11 +59,9 @@ static const struct bench_mech mech_eventfd = {
 	.max_size = sizeof(uint64_t),
 	.in_default = 1,
 	.setup = efd_setup,
-	.attach = fdmech_attach,
 	.send = efd_send,
 	.recv = efd_recv,
-	.detach = fdmech_detach,
-	.teardown = fdmech_teardown,
+	FDMECH_LIFECYCLE,
 	.note = "eventfd: 8-byte messages; the counter carries seq + 1, checked by the reader",
 };
 BENCH_MECH(mech_eventfd)

@@ -88,11 +88,9 @@ static const struct bench_mech mech_posix_mq = {
 	.max_producers = 16,
 	.in_default = 1,
 	.setup = mq_setup,
-	.attach = fdmech_attach,
 	.send = mq_send_msg,
 	.recv = mq_recv_msg,
-	.detach = fdmech_detach,
-	.teardown = fdmech_teardown,
+	FDMECH_LIFECYCLE,
 	.note = "posix-mq: queue depth fs.mqueue.msg_max, halved while RLIMIT_MSGQUEUE refuses it",
 };
 BENCH_MECH(mech_posix_mq)
