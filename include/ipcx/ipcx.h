@@ -4,5 +4,6 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/ring.h>
 
 #endif /* IPCX_IPCX_H */
