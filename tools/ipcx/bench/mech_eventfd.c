@@ -62,6 +62,6 @@ static const struct bench_mech mech_eventfd = {
 	.send = efd_send,
 	.recv = efd_recv,
 	FDMECH_LIFECYCLE,
-	.note = "eventfd: 8-byte messages; the counter carries seq + 1, checked by the reader",
+	.note = "8-byte messages; the counter carries seq + 1, checked by the reader",
 };
 BENCH_MECH(mech_eventfd)

@@ -64,5 +64,6 @@ static const struct bench_mech mech_fifo = {
 	.in_default = 1,
 	.setup = fifo_setup,
 	FDMECH_OPS,
+	.note = "the kernel's default pipe buffer (no F_SETPIPE_SZ)",
 };
 BENCH_MECH(mech_fifo)

@@ -29,5 +29,6 @@ static const struct bench_mech mech_pipe = {
 	.in_default = 1,
 	.setup = pipe_setup,
 	FDMECH_OPS,
+	.note = "the kernel's default pipe buffer (no F_SETPIPE_SZ)",
 };
 BENCH_MECH(mech_pipe)

@@ -86,11 +86,12 @@ static const struct bench_mech mech_posix_mq = {
 	.order = 104,
 	.modes = BENCH_PINGPONG | BENCH_STREAM,
 	.max_producers = 16,
+	.max_consumers = 16,
 	.in_default = 1,
 	.setup = mq_setup,
 	.send = mq_send_msg,
 	.recv = mq_recv_msg,
 	FDMECH_LIFECYCLE,
-	.note = "posix-mq: queue depth fs.mqueue.msg_max, halved while RLIMIT_MSGQUEUE refuses it",
+	.note = "queue depth fs.mqueue.msg_max, halved while RLIMIT_MSGQUEUE refuses it",
 };
 BENCH_MECH(mech_posix_mq)

@@ -99,6 +99,7 @@ static const struct bench_mech mech_sysv_mq = {
 	.order = 105,
 	.modes = BENCH_PINGPONG | BENCH_STREAM,
 	.max_producers = 16,
+	.max_consumers = 16,
 	.in_default = 1,
 	.setup = sysv_setup,
 	.attach = sysv_attach,

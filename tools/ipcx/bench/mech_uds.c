@@ -84,6 +84,7 @@ static const struct bench_mech mech_uds_seqpacket = {
 	.order = 103,
 	.modes = BENCH_PINGPONG | BENCH_STREAM,
 	.max_producers = 16,
+	.max_consumers = 16,
 	.in_default = 1,
 	.setup = uds_seqpacket_setup,
 	FDMECH_OPS,
