@@ -5,6 +5,11 @@
 # many unprotected updates get lost) is only bounded.
 set -euo pipefail
 ipcx=$1
+# System V segments are counted before and after, which other processes on
+# the machine would disturb: where we may, run in a private IPC namespace.
+if [ -z "${IPCX_TEST_IPCNS:-}" ] && unshare --ipc true 2>/dev/null; then
+	IPCX_TEST_IPCNS=1 exec unshare --ipc bash "$0" "$@"
+fi
 command -v jq >/dev/null || { echo "jq is missing (scripts/install-deps.sh)"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -33,8 +38,10 @@ check_shape() {
 }
 
 # ---- shm-lifecycle ----------------------------------------------------------
-timeout 60 "$ipcx" lab run shm-lifecycle --json >"$tmp/shm-lifecycle.json" ||
-	fail "shm-lifecycle exited $?"
+# In the background to learn its pid, which names its POSIX object.
+"$ipcx" lab run shm-lifecycle --json >"$tmp/shm-lifecycle.json" &
+pid=$!
+wait $pid || fail "shm-lifecycle exited $?"
 check_shape shm-lifecycle
 f() { fact shm-lifecycle "$1" || fail "shm-lifecycle: no fact '$1'"; }
 [[ $(f "sysv: IPC_STAT after IPC_RMID") == "key 0x00000000, mode 1600, nattch 2" ]] ||
@@ -57,11 +64,15 @@ f() { fact shm-lifecycle "$1" || fail "shm-lifecycle: no fact '$1'"; }
 jq -e '.verdict == "holds with corrections" and (.statement | test("shmat\\(\\) by id still succeeds"))' \
 	"$tmp/shm-lifecycle.json" >/dev/null || fail "shm-lifecycle verdict: $(jq -c '[.verdict, .statement]' "$tmp/shm-lifecycle.json")"
 # Nothing left behind.
-[ "$(shm_segments)" -eq "$segs_before" ] || fail "a System V segment was left behind"
-! ls /dev/shm/ipcx.lab-shm-* >/dev/null 2>&1 || fail "a POSIX object was left behind"
+if [ -n "${IPCX_TEST_IPCNS:-}" ]; then
+	[ "$(shm_segments)" -eq "$segs_before" ] || fail "a System V segment was left behind"
+else
+	echo "(no private IPC namespace: System V segments not counted)"
+fi
+[ ! -e "/dev/shm/ipcx.lab-shm-$pid" ] || fail "the POSIX object was left behind"
 
 # ---- atomic-xchg ------------------------------------------------------------
-timeout 120 "$ipcx" lab run atomic-xchg --json >"$tmp/atomic-xchg.json" || fail "atomic-xchg exited $?"
+"$ipcx" lab run atomic-xchg --json >"$tmp/atomic-xchg.json" || fail "atomic-xchg exited $?"
 check_shape atomic-xchg
 g() { fact atomic-xchg "$1" || fail "atomic-xchg: no fact '$1'"; }
 expected=$(g "expected count")
