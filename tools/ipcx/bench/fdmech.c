@@ -85,8 +85,10 @@ int fdmech_attach(void *state, struct bench_proc *p)
 	struct fdmech *m = state;
 	int w = fdmech_wfd(m, p), r = fdmech_rfd(m, p);
 	/* Stream mode: A only sends, B only receives. */
-	if (p->c->mode == BENCH_STREAM)
-		p->role == BENCH_A ? (r = -1) : (w = -1);
+	if (p->c->mode == BENCH_STREAM && p->role == BENCH_A)
+		r = -1;
+	else if (p->c->mode == BENCH_STREAM)
+		w = -1;
 	close_except(m, w, r);
 	/* A pipe write to a dead reader must fail with EPIPE, not kill us; the
 	 * harness already ignores SIGPIPE and this makes sure of it. */

@@ -24,7 +24,7 @@ static int fifo_ends(const char *path, int fd[2])
 	int rc = 0;
 	fd[1] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd[1] < 0 || (fd[0] = open(path, O_WRONLY | O_CLOEXEC)) < 0 ||
-	    fcntl(fd[1], F_SETFL, O_RDONLY) < 0) {
+	    fcntl(fd[1], F_SETFL, 0) < 0) { /* clears O_NONBLOCK */
 		rc = -errno;
 		if (fd[1] >= 0)
 			close(fd[1]);

@@ -36,11 +36,18 @@ static int sysv_setup(const struct bench_case *c, void **state, char *why, size_
 {
 	*state = NULL;
 	long msgmax = fdmech_sysctl("/proc/sys/kernel/msgmax", 8192);
+	long msgmnb = fdmech_sysctl("/proc/sys/kernel/msgmnb", 16384);
 	if (c->size > (size_t)msgmax)
 		return fdmech_skip(why, whylen,
 				   "EINVAL: %zu > msgmax %ld "
 				   "(raise /proc/sys/kernel/msgmax as root)",
 				   c->size, msgmax);
+	/* msgsnd would wait forever for room that never comes. */
+	if (c->size > (size_t)msgmnb)
+		return fdmech_skip(why, whylen,
+				   "%zu > msgmnb %ld: the message never fits a queue "
+				   "(raise /proc/sys/kernel/msgmnb as root)",
+				   c->size, msgmnb);
 	struct sysv_mq *s = malloc(sizeof *s);
 	if (!s)
 		return -ENOMEM;

@@ -269,9 +269,9 @@ static int atomic_xchg_run(struct lab_out *out)
 		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
 			    "%s; a spinlock on xchg lost none. The lock prefix is not needed: "
 			    "xchg with a memory operand is always locked on x86, so `lock xchg` "
-			    "is the same operation -- it lost none either and cost %.1f ns "
-			    "against %.1f ns uncontended (%.1f vs %.1f ns per contended "
-			    "increment).",
+			    "is the same operation: it lost none either, and an uncontended "
+			    "swap cost %.1f ns with the prefix and %.1f ns without (%.1f and "
+			    "%.1f ns per contended increment).",
 			    lost, solo[1], solo[0], ns[LOCK_XCHG], ns[XCHG]);
 	else if (count[LOCK_XCHG] == expected)
 		lab_verdict(out, LAB_HOLDS,

@@ -162,13 +162,13 @@ struct results {
 
 static int sysv_part(struct lab_out *out, struct results *r)
 {
-	/* A key of our own, so that what happens to it is visible. */
+	/* A key of our own (never IPC_PRIVATE), so that what happens to it shows. */
 	key_t key = 0;
 	int id = -1;
-	for (unsigned i = 0; i < 64 && id < 0; i++) {
-		key = (key_t)(((unsigned)getpid() << 12) ^ (i * 0x9e3779b1u)) & 0x7fffffff;
-		id = key == IPC_PRIVATE ? -1 : shmget(key, SEG_SIZE, IPC_CREAT | IPC_EXCL | 0600);
-		if (id < 0 && errno != EEXIST && key != IPC_PRIVATE)
+	for (unsigned i = 1; i <= 64 && id < 0; i++) {
+		key = (key_t)((((unsigned)getpid() & 0x7ffffu) << 12) | i);
+		id = shmget(key, SEG_SIZE, IPC_CREAT | IPC_EXCL | 0600);
+		if (id < 0 && errno != EEXIST)
 			return -errno;
 	}
 	if (id < 0)
@@ -189,7 +189,12 @@ static int sysv_part(struct lab_out *out, struct results *r)
 	lab_fact(out, "sysv: segment", "key 0x%08x, id %d, %d bytes, attached by 2 processes",
 		 (unsigned)key, id, SEG_SIZE);
 
-	shmctl(id, IPC_RMID, NULL);
+	if (shmctl(id, IPC_RMID, NULL)) {
+		rc = -errno;
+		helper_stop(&h);
+		shmdt((void *)p);
+		return rc;
+	}
 	struct shmid_ds ds;
 	if (shmctl(id, IPC_STAT, &ds) == 0) {
 		r->key_private = ds.shm_perm.__key == IPC_PRIVATE;
