@@ -37,6 +37,7 @@ static void test_create_open_close(void **st)
 	assert_int_equal(ipcx_region_unlink(name), 0);
 	assert_int_equal(ipcx_region_unlink(name), -ENOENT);
 	assert_int_equal(ipcx_region_close(a), 0);
+	assert_int_equal(ipcx_region_close(b), 0);
 	assert_int_equal(ipcx_region_close(NULL), 0);
 	assert_int_equal(t_check_no_leaks(), 0);
 }
