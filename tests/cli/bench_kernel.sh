@@ -4,17 +4,8 @@
 # sequence numbers checked (a lost, torn or reordered message fails the case
 # and the exit status) or be skipped with a reason, and nothing may be left
 # behind.  No speed is asserted.
-set -euo pipefail
-ipcx=$1
-# System V queues are counted before and after, which other processes on the
-# machine would disturb: where we may, run in a private IPC namespace.
-if [ -z "${IPCX_TEST_IPCNS:-}" ] && unshare --ipc true 2>/dev/null; then
-	IPCX_TEST_IPCNS=1 exec unshare --ipc bash "$0" "$@"
-fi
-command -v jq >/dev/null || { echo "jq is missing (scripts/install-deps.sh)"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+IPCX_CLI_IPCNS=1 # System V queues are counted before and after
+source "$(dirname "$0")/common.bash"
 
 mechs=pipe,fifo,uds-stream,uds-seqpacket,posix-mq,sysv-mq,eventfd,tcp
 msg_queues() { tail -n +2 /proc/sysvipc/msg | wc -l; }

@@ -3,17 +3,8 @@
 # --json.  argv[1] is the ipcx binary.  Checks the JSON shape and the facts
 # and verdicts this machine (Linux) must give; what depends on timing (how
 # many unprotected updates get lost) is only bounded.
-set -euo pipefail
-ipcx=$1
-# System V segments are counted before and after, which other processes on
-# the machine would disturb: where we may, run in a private IPC namespace.
-if [ -z "${IPCX_TEST_IPCNS:-}" ] && unshare --ipc true 2>/dev/null; then
-	IPCX_TEST_IPCNS=1 exec unshare --ipc bash "$0" "$@"
-fi
-command -v jq >/dev/null || { echo "jq is missing (scripts/install-deps.sh)"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+IPCX_CLI_IPCNS=1 # System V segments are counted before and after
+source "$(dirname "$0")/common.bash"
 
 shm_segments() { tail -n +2 /proc/sysvipc/shm | wc -l; }
 segs_before=$(shm_segments)
