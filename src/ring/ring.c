@@ -155,7 +155,8 @@ static int attach_role(ipcx_ring *r)
 static int ring_map(ipcx_ring **out, ipcx_region *reg, int role, const ipcx_wait *wait)
 {
 	*out = NULL;
-	if (role < IPCX_RING_NOROLE || role > IPCX_RING_CONSUMER) {
+	if (role < IPCX_RING_NOROLE || role > IPCX_RING_CONSUMER ||
+	    (wait && wait->mode > IPCX_WAIT_NONBLOCK)) {
 		ipcx_region_close(reg);
 		return -EINVAL;
 	}
