@@ -26,6 +26,8 @@ int ipcx__poll_until(struct pollfd *pfd, unsigned n, uint64_t deadline)
 int ipcx__fd_wait_op(const ipcx_wait *w, uint64_t deadline, int fd, short events,
 		     ipcx__fd_op_fn op, void *arg)
 {
+	if (ipcx__unlikely(w->mode > IPCX_WAIT_NONBLOCK))
+		return -EINVAL;
 	int r = op(arg);
 	if (r != -EAGAIN || w->mode == IPCX_WAIT_NONBLOCK)
 		return r;

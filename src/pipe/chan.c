@@ -113,6 +113,8 @@ static void waiter_init(struct waiter *wt, const ipcx_pipe *p, const ipcx_wait *
 
 static int wait_io(const struct waiter *wt, const ipcx_pipe *p, int want_in, int want_out)
 {
+	if (wt->w.mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
 	if (wt->w.mode == IPCX_WAIT_NONBLOCK)
 		return -EAGAIN;
 	uint64_t now = ipcx__now_ns();

@@ -278,6 +278,8 @@ IPCX_API ssize_t ipcx_pipe_splice(int in_fd, int out_fd, size_t len, const ipcx_
 	ipcx_wait pw = resolve(w);
 	uint64_t deadline = ipcx__deadline(&pw);
 	struct splice_args a = { in_fd, out_fd, len };
+	if (pw.mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
 	for (;;) {
 		int rc = splice_op(&a);
 		if (rc != -EAGAIN || pw.mode == IPCX_WAIT_NONBLOCK)
@@ -333,6 +335,8 @@ IPCX_API int ipcx_fifo_open(const char *path, unsigned flags, const ipcx_wait *w
 		/* Without a reader the kernel says ENXIO; there is nothing to poll
 		 * for a reader's arrival, so the wait retries at a 1 ms pace. */
 		ipcx_wait pw = resolve(w);
+		if (pw.mode > IPCX_WAIT_NONBLOCK)
+			return -EINVAL;
 		uint64_t deadline = ipcx__deadline(&pw);
 		struct fifo_args a = { path };
 		for (;;) {

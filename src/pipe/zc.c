@@ -106,6 +106,8 @@ static int zc_wait(ipcx_pipe_zc *z, const ipcx_wait *w, int (*op)(void *), void 
 	uint64_t spin_end = pw.mode == IPCX_WAIT_SPIN	    ? UINT64_MAX
 			    : pw.mode == IPCX_WAIT_ADAPTIVE ? start + pw.spin_ns
 							    : start;
+	if (pw.mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
 	for (;;) {
 		int rc = op(arg);
 		if (rc != -EAGAIN)

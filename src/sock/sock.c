@@ -646,6 +646,8 @@ static int connect_at(ipcx_sock **out, const char *name, const ipcx_sock_opts *o
 		return rc;
 	ipcx_wait dflt = default_wait(opts);
 	ipcx_wait pw = ipcx__wait_resolve(w, &dflt);
+	if (pw.mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
 	uint64_t deadline = ipcx__deadline(&pw);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)

@@ -135,6 +135,9 @@ static void test_frames(void **st)
 	assert_int_equal(ipcx_pipe_recv(b, r, sizeof r, NULL), PIPE_BUF - 4);
 	assert_memory_equal(r, buf, PIPE_BUF - 4);
 	assert_int_equal(ipcx_pipe_recv(b, r, sizeof r, &nb), -EAGAIN);
+	ipcx_wait bad = { .mode = 99, .timeout_ns = -1 };
+	assert_int_equal(ipcx_pipe_recv(b, r, sizeof r, &bad), -EINVAL);
+	assert_int_equal(ipcx_pipe_read(ipcx_pipe_rfd(b), r, sizeof r, &bad), -EINVAL);
 	/* Over max_frame: skipped, the stream goes on. */
 	char *big = malloc(200000);
 	memset(big, 'z', 200000);

@@ -62,6 +62,8 @@ static void test_pair_messages(void **st)
 	/* Too small a buffer: -EMSGSIZE, and the message is gone. */
 	assert_int_equal(ipcx_sock_recv(b, buf, 3, NULL), -EMSGSIZE);
 	assert_int_equal(ipcx_sock_recv(b, buf, sizeof buf, &nb), -EAGAIN);
+	ipcx_wait bad = { .mode = 99, .timeout_ns = -1 };
+	assert_int_equal(ipcx_sock_recv(b, buf, sizeof buf, &bad), -EINVAL);
 	ipcx_wait t = { .mode = IPCX_WAIT_BLOCK, .timeout_ns = 20000000 };
 	uint64_t t0 = t_now_ns();
 	assert_int_equal(ipcx_sock_recv(b, buf, sizeof buf, &t), -ETIMEDOUT);
