@@ -130,20 +130,26 @@ IPCX_API int ipcx_fifo_create(const char *path, unsigned mode)
 /* ---- SIGPIPE-safe writes -------------------------------------------------- */
 
 /* SIGPIPE blocked in this thread for the span of one write.  A SIGPIPE
- * that was pending before the write is not ours to eat. */
+ * that was pending before the write is not ours to eat; one can only be
+ * pending if the caller had SIGPIPE blocked already, so only then is it
+ * looked for (the common case costs two sigprocmask calls). */
 struct sigpipe_guard {
 	sigset_t set, old;
-	int was_pending;
+	int was_blocked, was_pending;
 };
 
 static void guard_enter(struct sigpipe_guard *g)
 {
-	sigset_t pending;
 	sigemptyset(&g->set);
 	sigaddset(&g->set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
-	sigpending(&pending);
-	g->was_pending = sigismember(&pending, SIGPIPE);
+	g->was_blocked = sigismember(&g->old, SIGPIPE);
+	g->was_pending = 0;
+	if (g->was_blocked) {
+		sigset_t pending;
+		sigpending(&pending);
+		g->was_pending = sigismember(&pending, SIGPIPE);
+	}
 }
 
 /* err: the errno of the write (0 if it succeeded).  errno is preserved. */
@@ -155,7 +161,8 @@ static void guard_leave(struct sigpipe_guard *g, int err)
 		while (sigtimedwait(&g->set, NULL, &zero) < 0 && errno == EINTR)
 			;
 	}
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	if (!g->was_blocked)
+		pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 	errno = err;
 }
 
