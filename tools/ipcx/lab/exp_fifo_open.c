@@ -70,6 +70,28 @@ static int blocking_open(int flags, int pair_flags, double *blocked_ms, int *com
 	return 0;
 }
 
+/* Record whether a blocking open for `flags` waits for the other side
+ * (the peer is opened here, non-blocking, after 100 ms). */
+static int open_blocks(struct lab_out *out, int flags, const char *peer, int *blocks)
+{
+	double ms;
+	int done;
+	int rc = blocking_open(flags, flags == O_RDONLY ? O_WRONLY : O_RDONLY, &ms, &done);
+	if (rc)
+		return rc;
+	char key[64];
+	snprintf(key, sizeof key, "open(%s), no %s", flags == O_RDONLY ? "O_RDONLY" : "O_WRONLY",
+		 peer);
+	if (ms > 0)
+		lab_fact(out, key, "blocked (still waiting after %.0f ms); returned once a %s opened: %s",
+			 ms, peer,
+			 done ? "yes" : "no");
+	else
+		lab_fact(out, key, "did not block");
+	*blocks = ms > 0 && done;
+	return 0;
+}
+
 static int run(struct lab_out *out)
 {
 	snprintf(path, sizeof path, "/tmp/ipcx-lab-fifo-%d", (int)getpid());
@@ -82,23 +104,10 @@ static int run(struct lab_out *out)
 	lab_fact(out, "mkfifo", "a file of type %s in the file system, mode %o",
 		 S_ISFIFO(st.st_mode) ? "FIFO" : "other", (unsigned)(st.st_mode & 0777));
 
-	double ms;
-	int done;
-	if ((rc = blocking_open(O_RDONLY, O_WRONLY, &ms, &done)))
+	int rd_blocks, wr_blocks;
+	if ((rc = open_blocks(out, O_RDONLY, "writer", &rd_blocks)) ||
+	    (rc = open_blocks(out, O_WRONLY, "reader", &wr_blocks)))
 		goto out;
-	lab_fact(out, "open(O_RDONLY), no writer",
-		 ms > 0 ? "blocked (still waiting after %.0f ms); returned once a writer opened: %s"
-			: "did not block (%.0f ms)%s",
-		 ms, ms > 0 ? (done ? "yes" : "no") : "");
-	int rd_blocks = ms > 0 && done;
-	/* The blocked writer is paired with a non-blocking reader. */
-	if ((rc = blocking_open(O_WRONLY, O_RDONLY, &ms, &done)))
-		goto out;
-	lab_fact(out, "open(O_WRONLY), no reader",
-		 ms > 0 ? "blocked (still waiting after %.0f ms); returned once a reader opened: %s"
-			: "did not block (%.0f ms)%s",
-		 ms, ms > 0 ? (done ? "yes" : "no") : "");
-	int wr_blocks = ms > 0 && done;
 
 	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	int enxio = fd < 0 && errno == ENXIO;

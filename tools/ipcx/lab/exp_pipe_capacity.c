@@ -96,6 +96,15 @@ static int as_ordinary_user(void *arg)
 	return write(a->report_fd, &r, sizeof r) == (ssize_t)sizeof r ? 0 : 4;
 }
 
+/* A size in bytes, or the error that refused it. */
+static void fact_bytes(struct lab_out *out, const char *key, long v)
+{
+	if (v < 0)
+		lab_fact(out, key, "refused: %s", ipcx_strerror((int)v));
+	else
+		lab_fact_num(out, key, (double)v, "bytes");
+}
+
 static int run(struct lab_out *out)
 {
 	ipcx_pipe_limits lim;
@@ -122,10 +131,7 @@ static int run(struct lab_out *out)
 		close(p[1]);
 		char key[80];
 		snprintf(key, sizeof key, "F_SETPIPE_SZ(%zu) gives", asks[i]);
-		if (got < 0)
-			lab_fact(out, key, "error: %s", ipcx_strerror((int)got));
-		else
-			lab_fact_num(out, key, (double)got, "bytes");
+		fact_bytes(out, key, got);
 	}
 	lab_fact_num(out, "pipe-max-size", (double)lim.max_size, "bytes");
 	lab_fact_num(out, "pipe-user-pages-soft", (double)lim.user_pages_soft, "pages");
@@ -151,23 +157,14 @@ static int run(struct lab_out *out)
 	const char *who = r.dropped ? "as uid 65534" : "as this (unprivileged) user";
 	char key[96];
 	snprintf(key, sizeof key, "%s: F_SETPIPE_SZ(pipe-max-size)", who);
-	if (r.got_max < 0)
-		lab_fact(out, key, "error: %s", ipcx_strerror((int)r.got_max));
-	else
-		lab_fact_num(out, key, (double)r.got_max, "bytes");
+	fact_bytes(out, key, r.got_max);
 	snprintf(key, sizeof key, "%s: F_SETPIPE_SZ(2 x pipe-max-size)", who);
-	if (r.got_over < 0)
-		lab_fact(out, key, "refused: %s", ipcx_strerror((int)r.got_over));
-	else
-		lab_fact_num(out, key, (double)r.got_over, "bytes");
+	fact_bytes(out, key, r.got_over);
 	if (r.cap_after >= 0) {
 		snprintf(key, sizeof key, "%s: capacity of pipe number %ld", who, r.pipes_made + 1);
 		lab_fact_num(out, key, (double)r.cap_after, "bytes");
 		snprintf(key, sizeof key, "%s: then F_SETPIPE_SZ(1 MiB)", who);
-		if (r.grow_after < 0)
-			lab_fact(out, key, "refused: %s", ipcx_strerror((int)r.grow_after));
-		else
-			lab_fact_num(out, key, (double)r.grow_after, "bytes");
+		fact_bytes(out, key, r.grow_after);
 	} else {
 		lab_fact(out, "past the soft limit", "not measured (the fd limit is too low)");
 	}
