@@ -1,4 +1,5 @@
-/* Signals every few microseconds during blocking calls: no call fails
+/* Signals every few microseconds during blocking calls (socket send, recv,
+ * accept, connect; pipe send, recv; FIFO open, read, write): no call fails
  * spuriously (EINTR is never an answer), nothing is lost or torn.
  * ipcx-test-timeout: 60
  * ipcx-test-serial */
@@ -60,6 +61,7 @@ struct echo_arg {
 	ipcx_sock *s;
 	ipcx_pipe *p;
 	const char *fifo;
+	const char *endpoint;
 };
 
 static int echo(void *arg)
@@ -83,6 +85,12 @@ static int echo(void *arg)
 	if (ipcx_pipe_read(fd, &c, 1, &ten_s) != 1 || c != 'f')
 		return 13;
 	close(fd);
+	/* Connect late, while the parent is blocked in accept. */
+	sleep_abs_ms(50);
+	ipcx_sock *s;
+	if (ipcx_connect(&s, e->endpoint, NULL, &ten_s) || ipcx_sock_send(s, "c", 1, &ten_s))
+		return 14;
+	ipcx_sock_close(s);
 	return 0;
 }
 
@@ -101,7 +109,13 @@ int main(void)
 	char fifo[96];
 	snprintf(fifo, sizeof fifo, "/tmp/%s", t_name("storm"));
 	T_CHECK_RC(ipcx_fifo_create(fifo, 0), 0);
-	struct echo_arg ea = { sb, pb, fifo };
+	char dir[64];
+	snprintf(dir, sizeof dir, "/tmp/ipcx-storm-%d", (int)getpid());
+	T_CHECK(mkdir(dir, 0700) == 0);
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	ipcx_listener *l;
+	T_CHECK_RC(ipcx_listen(&l, "storm", NULL), 0);
+	struct echo_arg ea = { sb, pb, fifo, "storm" };
 	pid_t echoer = t_spawn(echo, &ea);
 	ipcx_sock_close(sb);
 	ipcx_pipe_close(pb);
@@ -122,6 +136,15 @@ int main(void)
 	T_CHECK(w >= 0);
 	T_CHECK_RC(ipcx_pipe_write(w, "f", 1, &ten_s), 1);
 	close(w);
+	ipcx_sock *acc;
+	T_CHECK_RC(ipcx_accept(l, &acc, &ten_s), 0);
+	T_CHECK_RC(ipcx_sock_recv(acc, in, 1, &ten_s), 1);
+	ipcx_sock_close(acc);
+	ipcx_listener_close(l);
+	char sub[96];
+	snprintf(sub, sizeof sub, "%s/ipcx", dir);
+	rmdir(sub);
+	rmdir(dir);
 	T_CHECK_RC(t_wait(echoer), 0);
 	kill(storm, SIGKILL);
 	t_wait(storm);
