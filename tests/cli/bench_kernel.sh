@@ -19,7 +19,7 @@ bench() {
 	local out=$1
 	shift
 	timeout 120 "$ipcx" bench --json "$@" >"$tmp/$out" 2>"$tmp/$out.err" ||
-		fail "ipcx bench $* exited $?: $(cat "$tmp/$out.err")"
+		fail "ipcx bench $* exited $?: $(cat "$tmp/$out.err"; grep -v '"status":"ok"' "$tmp/$out")"
 	# Every line is a JSON object; the first describes the machine.
 	jq -e . "$tmp/$out" >/dev/null 2>&1 || fail "$out: a line does not parse"
 	head -n 1 "$tmp/$out" | jq -e '.type == "machine" and .cpus > 0 and (.kernel | length > 0)' \

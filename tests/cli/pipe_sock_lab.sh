@@ -9,18 +9,15 @@ out=/tmp/ipcx-pipelab-$$.json
 trap 'rm -f $out' EXIT
 
 # Every message is sequence-checked by the harness: any error, lost or torn
-# message fails.  A case the harness could not time (the machine stalled for
-# the whole short window) says so and is not held against the mechanism.
+# message fails.
 "$ipcx" bench --mech ipcx-sock,ipcx-sock-fd,ipcx-pipe,ipcx-pipe-splice --size 64,65536,1M \
 	--seconds 0.1 --json > $out
 python3 - $out <<'PY' || fail "bench rows: $(cat $out)"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])][1:]
 assert len(rows) == 4 * 3 * 2, len(rows)
-timing = ("no sample in the window", "too few messages to time")
 for r in rows:
-    assert r["status"] == "ok" or r.get("reason") in timing, r
-assert sum(r["status"] == "ok" for r in rows) >= len(rows) // 2, "most cases could not be timed"
+    assert r["status"] == "ok", r
 PY
 
 for e in pipe-capacity pipe-semantics fifo-open pipe-deadlock zero-copy; do

@@ -43,20 +43,6 @@ static int killer(void *arg)
 	}
 }
 
-/* Sleep to an absolute time: a relative nanosleep restarted with its
- * remainder can gain the timer slack on every interruption and, under a
- * storm this dense, never finish. */
-static void sleep_abs_ms(unsigned ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
 struct echo_arg {
 	ipcx_sock *s;
 	ipcx_pipe *p;
@@ -77,7 +63,7 @@ static int echo(void *arg)
 			return 11;
 	}
 	/* The FIFO: open for reading late, while the parent waits to write. */
-	sleep_abs_ms(50);
+	t_sleep_ms(50);
 	int fd = ipcx_fifo_open(e->fifo, IPCX_FIFO_READ, NULL);
 	if (fd < 0)
 		return 12;
@@ -86,7 +72,7 @@ static int echo(void *arg)
 		return 13;
 	close(fd);
 	/* Connect late, while the parent is blocked in accept. */
-	sleep_abs_ms(50);
+	t_sleep_ms(50);
 	ipcx_sock *s;
 	if (ipcx_connect(&s, e->endpoint, NULL, &ten_s) || ipcx_sock_send(s, "c", 1, &ten_s))
 		return 14;
