@@ -4,5 +4,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/sync.h>
+#include <ipcx/queue.h>
 
 #endif /* IPCX_IPCX_H */
