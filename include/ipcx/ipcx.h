@@ -4,6 +4,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/ring.h>
 #include <ipcx/sync.h>
 #include <ipcx/queue.h>
 
