@@ -79,12 +79,34 @@ typedef struct ipcx_mutex {
 } ipcx_mutex;
 
 IPCX_API void ipcx_mutex_init(ipcx_mutex *m);
-IPCX_API void ipcx_mutex_lock(ipcx_mutex *m);
 /* 0, or -ETIMEDOUT after timeout_ns (< 0: no limit, same as lock). */
 IPCX_API int ipcx_mutex_timedlock(ipcx_mutex *m, int64_t timeout_ns);
 /* 0 taken, -EBUSY held. */
 IPCX_API int ipcx_mutex_trylock(ipcx_mutex *m);
-IPCX_API void ipcx_mutex_unlock(ipcx_mutex *m);
+
+/* The slow halves of lock and unlock (not for direct use). */
+IPCX_API void ipcx_mutex_lock_wait(ipcx_mutex *m);
+IPCX_API void ipcx_mutex_unlock_wake(ipcx_mutex *m);
+
+/* Lock and unlock are inline: uncontended, each is one atomic instruction
+ * and no call.  The word protocol (0/1/2) is part of the shared-memory ABI. */
+static inline void ipcx_mutex_lock(ipcx_mutex *m)
+{
+	uint32_t free_ = 0;
+	/* acquire: the critical section follows the lock */
+	if (__builtin_expect(!__atomic_compare_exchange_n(&m->word, &free_, 1, 0, __ATOMIC_ACQUIRE,
+							  __ATOMIC_RELAXED),
+			     0))
+		ipcx_mutex_lock_wait(m);
+}
+
+static inline void ipcx_mutex_unlock(ipcx_mutex *m)
+{
+	/* release: the critical section before the word reads free; 2 means
+	 * someone may sleep on it */
+	if (__builtin_expect(__atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE) == 2, 0))
+		ipcx_mutex_unlock_wake(m);
+}
 
 /* ---- counting semaphore --------------------------------------------------
  *

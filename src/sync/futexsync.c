@@ -111,10 +111,8 @@ static int mutex_lock_slow(ipcx_mutex *m, uint64_t deadline)
 	return 0;
 }
 
-IPCX_API void ipcx_mutex_lock(ipcx_mutex *m)
+IPCX_API void ipcx_mutex_lock_wait(ipcx_mutex *m)
 {
-	if (ipcx__likely(ipcx_mutex_trylock(m) == 0))
-		return;
 	(void)mutex_lock_slow(m, UINT64_MAX);
 }
 
@@ -125,11 +123,11 @@ IPCX_API int ipcx_mutex_timedlock(ipcx_mutex *m, int64_t timeout_ns)
 	return mutex_lock_slow(m, deadline_of(timeout_ns));
 }
 
-IPCX_API void ipcx_mutex_unlock(ipcx_mutex *m)
+IPCX_API void ipcx_mutex_unlock_wake(ipcx_mutex *m)
 {
-	/* release: the critical section before the word reads free */
-	if (ipcx__unlikely(atomic_exchange_explicit(A(&m->word), 0, memory_order_release) == 2))
-		ipcx__futex_wake(A(&m->word), 1);
+	/* The inline unlock has already stored 0; wake one sleeper, who will
+	 * mark the word 2 again while others may still sleep. */
+	ipcx__futex_wake(A(&m->word), 1);
 }
 
 /* ---- semaphore ----------------------------------------------------------- */

@@ -2,12 +2,9 @@
  * lock-spin, lock-futex, lock-sem, lock-sysv: how fast a lock passes from one
  * process to another.
  *
- * Ping-pong through three locks, never anything else: every "send" releases a
- * lock the other process is blocked acquiring, every "recv" is that
- * acquisition.  A holds L0 and L1, B holds L2 at the start; hand-off k
- * releases L[-k mod 3] and the receiver takes it, so after three round
- * trips the pattern repeats and nobody ever re-takes a lock it just released.
- * The message itself sits in a shared buffer written under the lock before
+ * Ping-pong through three locks (lockhandoff.h), never anything else: every
+ * "send" releases a lock the other process is blocked acquiring, every
+ * "recv" is that acquisition.  The message itself sits in a shared buffer written under the lock before
  * the release and read after the acquisition, so the usual stamp check
  * proves the hand-off carried the data.  The one-way latency reported is
  * therefore one unlock-to-lock hand-off plus a 64-byte copy.
@@ -19,12 +16,13 @@
 
 #include <ipcx/sync.h>
 
+#include "../lockhandoff.h"
 #include "bench.h"
 
 #define MSG_MAX 64u
 
 struct lock_shared {
-	ipcx_lock l[3];
+	struct handoff h;
 	unsigned char msg[MSG_MAX];
 };
 
@@ -47,11 +45,7 @@ static int lock_setup(const struct bench_case *c, void **state, uint32_t kind)
 		free(s);
 		return -errno;
 	}
-	int rc = 0;
-	for (int i = 0; i < 3 && !rc; i++)
-		if ((rc = ipcx_lock_init(&s->sh->l[i], kind)))
-			while (i-- > 0)
-				ipcx_lock_destroy(&s->sh->l[i]);
+	int rc = handoff_init(&s->sh->h, kind);
 	if (rc) {
 		munmap(s->sh, sizeof *s->sh);
 		free(s);
@@ -65,29 +59,20 @@ static int lock_attach(void *state, struct bench_proc *p)
 {
 	struct lock_state *s = state;
 	s->k = 0;
-	if (p->role == BENCH_A) {
-		int rc = ipcx_lock_acquire(&s->sh->l[0]);
-		return rc ? rc : ipcx_lock_acquire(&s->sh->l[1]);
-	}
-	return ipcx_lock_acquire(&s->sh->l[2]);
-}
-
-static inline unsigned lock_of(uint64_t k)
-{
-	return (unsigned)((3 - k % 3) % 3);
+	return handoff_start(&s->sh->h, p->role == BENCH_A);
 }
 
 static int lock_send(void *state, struct bench_proc *p, uint64_t seq)
 {
 	struct lock_state *s = state;
 	bench_stamp(s->sh->msg, p->c->size, p->index, seq);
-	return ipcx_lock_release(&s->sh->l[lock_of(s->k++)]);
+	return ipcx_lock_release(handoff_lock(&s->sh->h, s->k++));
 }
 
 static int lock_recv(void *state, struct bench_proc *p, unsigned *producer, uint64_t *seq)
 {
 	struct lock_state *s = state;
-	int rc = ipcx_lock_acquire(&s->sh->l[lock_of(s->k++)]);
+	int rc = ipcx_lock_acquire(handoff_lock(&s->sh->h, s->k++));
 	if (rc)
 		return rc;
 	return bench_check(s->sh->msg, p->c->size, producer, seq);
@@ -96,8 +81,7 @@ static int lock_recv(void *state, struct bench_proc *p, unsigned *producer, uint
 static void lock_teardown(void *state)
 {
 	struct lock_state *s = state;
-	for (int i = 0; i < 3; i++)
-		ipcx_lock_destroy(&s->sh->l[i]);
+	handoff_destroy(&s->sh->h);
 	munmap(s->sh, sizeof *s->sh);
 	free(s);
 }
