@@ -166,3 +166,18 @@ IPCX_HIDDEN int ipcx__shm_path(const char *name, char *buf, size_t len);
 IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif /* IPCX_INTERNAL_H */
+
+/* As ipcx__wake, but wakes at most one sleeper: for objects where each
+ * publication can satisfy only one waiter (a queue slot, a semaphore unit),
+ * so n publications wake n sleepers instead of all of them n times. */
+static inline void ipcx__wake_one(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers)
+{
+	/* Orders our publication before the read of sleepers (pairs with the
+	 * sleeper's ipcx__sleeper_fence()). */
+	ipcx__waker_fence();
+	if (ipcx__unlikely(atomic_load_explicit(sleepers, memory_order_relaxed) != 0)) {
+		/* release: a sleeper that sees the new seq sees our data too */
+		atomic_fetch_add_explicit(seq, 1, memory_order_release);
+		ipcx__futex_wake(seq, 1);
+	}
+}

@@ -192,7 +192,7 @@ static void publish(ipcx_queue *q, uint64_t pos, uint32_t len)
 	atomic_store_explicit(&sl->seq, pos + 1, memory_order_release);
 	/* release: a peer that sees the intent cleared sees the slot published */
 	atomic_store_explicit(&q->me_prod->intent, 0, memory_order_release);
-	ipcx__wake(&q->s->not_empty.seq, &q->s->not_empty.sleepers);
+	ipcx__wake_one(&q->s->not_empty.seq, &q->s->not_empty.sleepers);
 }
 
 /* 1 claimed the message at *pos, 0 empty (or its producer is still writing). */
@@ -230,7 +230,7 @@ static void free_slot(ipcx_queue *q, uint64_t pos)
 	atomic_store_explicit(&slot_at(q, pos)->seq, pos + q->cap, memory_order_release);
 	/* release: as in publish() */
 	atomic_store_explicit(&q->me_cons->intent, 0, memory_order_release);
-	ipcx__wake(&q->s->not_full.seq, &q->s->not_full.sleepers);
+	ipcx__wake_one(&q->s->not_full.seq, &q->s->not_full.sleepers);
 }
 
 /* ---- repairs after a peer's death (called every liveness slice) ---------- */
