@@ -53,6 +53,10 @@ struct ring_hdr {
 	/* The producer sleeps here waiting for room; the consumer wakes it. */
 	IPCX_ALIGNED _Atomic uint32_t space_seq;
 	_Atomic uint32_t space_sleepers;
+	/* Producer-written, rarely: the head value at which it has the room it
+	 * is waiting for (0: not waiting).  The consumer publishes its head in
+	 * batches and at once when it reaches this. */
+	_Atomic uint64_t space_want;
 	/* Who is attached. */
 	IPCX_ALIGNED struct role_slot producer;
 	struct role_slot consumer;
@@ -80,8 +84,10 @@ struct ipcx_ring {
 	uint64_t head_cache; /* consumer's head, as last read */
 	uint64_t resv_at;    /* position of the open reservation's record */
 	uint64_t resv_len;   /* its payload length; UINT64_MAX = none */
+	int want_set;        /* space_want holds a request of ours */
 	/* consumer */
 	uint64_t head;       /* next read position (released up to here) */
+	uint64_t head_pub;   /* last published head */
 	uint64_t tail_cache; /* producer's tail, as last read */
 	uint64_t peek_end;   /* end of the peeked record, 0 = none */
 };
@@ -185,7 +191,7 @@ static int ring_map(ipcx_ring **out, ipcx_region *reg, int role, const ipcx_wait
 	}
 	r->tail = r->tail_pub = tail;
 	r->head_cache = head;
-	r->head = head;
+	r->head = r->head_pub = head;
 	r->tail_cache = tail;
 	*out = r;
 	return 0;
@@ -274,6 +280,18 @@ static void wake_producer(ipcx_ring *r)
 	ipcx__wake(&r->h->space_seq, &r->h->space_sleepers);
 }
 
+/* Consumer: make released space visible to the producer. */
+static void publish_head(ipcx_ring *r)
+{
+	if (r->head != r->head_pub) {
+		/* release: our reads of the records complete before the producer
+		 * can reuse their space */
+		atomic_store_explicit(&r->h->head, r->head, memory_order_release);
+		r->head_pub = r->head;
+		wake_producer(r);
+	}
+}
+
 IPCX_API int ipcx_ring_close(ipcx_ring *r)
 {
 	if (!r)
@@ -281,6 +299,8 @@ IPCX_API int ipcx_ring_close(ipcx_ring *r)
 	if (r->role != IPCX_RING_NOROLE) {
 		if (r->role == IPCX_RING_PRODUCER)
 			ipcx_ring_flush(r);
+		else
+			publish_head(r);
 		struct role_slot *s = my_slot(r);
 		int32_t me = (int32_t)getpid();
 		/* Only if we still hold it (a live process never loses its role). */
@@ -399,12 +419,31 @@ static int make_room(ipcx_ring *r, uint64_t len, uint64_t *at, const ipcx_wait *
 			 * waiting for exactly that. */
 			ipcx_ring_flush(r);
 			ipcx_wait ww = resolve(r, w);
+			/* A waiting producer asks for an eighth of the ring at least, so
+			 * a full ring refills in bursts instead of a message at a time
+			 * with the head's cache line bouncing for each. */
+			uint64_t want = need;
+			if (ww.mode != IPCX_WAIT_NONBLOCK && want < r->cap / 8)
+				want = r->cap / 8;
+			q.need = want;
+			/* relaxed: a hint; the consumer publishes in batches anyway */
+			atomic_store_explicit(&r->h->space_want, r->tail + want - r->cap,
+					      memory_order_relaxed);
 			ipcx__waitspec ws = { &r->h->space_seq, &r->h->space_sleepers, space_ready, &q,
 					      peer_check, r };
 			rc = ipcx__wait(&ww, &ws);
+			/* After a failure keep asking only for what this call needed
+			 * (a non-blocking producer polls for it); else stop asking. */
+			r->want_set = rc == -EAGAIN || rc == -ETIMEDOUT;
+			atomic_store_explicit(&r->h->space_want,
+					      r->want_set ? r->tail + need - r->cap : 0,
+					      memory_order_relaxed);
 		}
 		if (rc < 0)
 			return rc;
+	} else if (ipcx__unlikely(r->want_set)) {
+		r->want_set = 0;
+		atomic_store_explicit(&r->h->space_want, 0, memory_order_relaxed);
 	}
 	if (rec > to_end) {
 		uint32_t pad[2] = { (uint32_t)(to_end - REC_HDR), REC_PAD };
@@ -516,6 +555,8 @@ static int next_record(ipcx_ring *r, const ipcx_wait *w, uint8_t **payload, uint
 		if (r->tail_cache == r->head) {
 			int rc = data_ready(r);
 			if (rc == 0) {
+				/* About to wait or fail: the producer gets all the room. */
+				publish_head(r);
 				ipcx_wait ww = resolve(r, w);
 				ipcx__waitspec ws = { &r->h->data_seq, &r->h->data_sleepers, data_ready, r,
 						      producer_check, r };
@@ -551,10 +592,13 @@ IPCX_API int ipcx_ring_release(ipcx_ring *r)
 		return -EINVAL;
 	r->head = r->peek_end;
 	r->peek_end = 0;
-	/* release: our reads of the record complete before the producer can
-	 * reuse its space */
-	atomic_store_explicit(&r->h->head, r->head, memory_order_release);
-	wake_producer(r);
+	/* Publish in batches of a sixteenth of the ring, or at once when the
+	 * producer waits for exactly this much room.  relaxed: a hint (see
+	 * make_room); a missed one only delays publication to the next batch
+	 * or to the moment the ring runs empty. */
+	uint64_t want = atomic_load_explicit(&r->h->space_want, memory_order_relaxed);
+	if (r->head - r->head_pub >= r->cap / 16 || (want && (int64_t)(r->head - want) >= 0))
+		publish_head(r);
 	return 0;
 }
 
