@@ -154,34 +154,50 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 
 /* ---- claiming and publishing --------------------------------------------- */
 
-/* 1 claimed *pos for sending, 0 full. */
-static int claim_tail(ipcx_queue *q, uint64_t *out)
+/* Claim the next position on one side: `idx` is tail (producers, a slot is
+ * ready when its sequence number equals the position) or head (consumers,
+ * ready at position + 1).  `me` records the claim before the CAS (see
+ * struct qpeer).  1 claimed *out, 0 full (tail) or empty (head). */
+static int claim(ipcx_queue *q, _Atomic uint64_t *idx, uint64_t ready_off, struct qpeer *me,
+		 uint64_t *out)
 {
-	struct qshared *s = q->s;
-	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	uint64_t pos = atomic_load_explicit(idx, memory_order_relaxed);
 	for (;;) {
 		struct qslot *sl = slot_at(q, pos);
-		/* acquire: the consumer's reads of the slot's previous lap are done */
+		/* acquire: pairs with the other side's release of this slot (its
+		 * payload, or its reads of the previous lap, are done) */
 		uint64_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
-		int64_t dif = (int64_t)(seq - pos);
+		int64_t dif = (int64_t)(seq - (pos + ready_off));
 		if (dif == 0) {
-			/* relaxed: published to consumers by the CAS's release */
-			atomic_store_explicit(&q->me_prod->intent, pos + 1, memory_order_relaxed);
+			/* relaxed: published to the other side by the CAS's release */
+			atomic_store_explicit(&me->intent, pos + 1, memory_order_relaxed);
 			/* acq_rel: release carries the intent; acquire orders our slot
-			 * writes after the claim */
-			if (atomic_compare_exchange_weak_explicit(&s->tail, &pos, pos + 1,
+			 * accesses after the claim */
+			if (atomic_compare_exchange_weak_explicit(idx, &pos, pos + 1,
 								  memory_order_acq_rel,
 								  memory_order_relaxed)) {
 				*out = pos;
 				return 1;
 			}
 		} else if (dif < 0) {
-			atomic_store_explicit(&q->me_prod->intent, 0, memory_order_relaxed);
+			/* A failed CAS may have left a stale claim: clear it, so no
+			 * one waits on us for a position we do not hold. */
+			atomic_store_explicit(&me->intent, 0, memory_order_relaxed);
 			return 0;
 		} else {
-			pos = atomic_load_explicit(&s->tail, memory_order_relaxed);
+			pos = atomic_load_explicit(idx, memory_order_relaxed);
 		}
 	}
+}
+
+static inline int claim_tail(ipcx_queue *q, uint64_t *out)
+{
+	return claim(q, &q->s->tail, 0, q->me_prod, out);
+}
+
+static inline int claim_head(ipcx_queue *q, uint64_t *out)
+{
+	return claim(q, &q->s->head, 1, q->me_cons, out);
 }
 
 static void publish(ipcx_queue *q, uint64_t pos, uint32_t len)
@@ -193,35 +209,6 @@ static void publish(ipcx_queue *q, uint64_t pos, uint32_t len)
 	/* release: a peer that sees the intent cleared sees the slot published */
 	atomic_store_explicit(&q->me_prod->intent, 0, memory_order_release);
 	ipcx__wake_one(&q->s->not_empty.seq, &q->s->not_empty.sleepers);
-}
-
-/* 1 claimed the message at *pos, 0 empty (or its producer is still writing). */
-static int claim_head(ipcx_queue *q, uint64_t *out)
-{
-	struct qshared *s = q->s;
-	uint64_t pos = atomic_load_explicit(&s->head, memory_order_relaxed);
-	for (;;) {
-		struct qslot *sl = slot_at(q, pos);
-		/* acquire: pairs with publish(): the payload is visible */
-		uint64_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
-		int64_t dif = (int64_t)(seq - (pos + 1));
-		if (dif == 0) {
-			/* relaxed: published to producers by the CAS's release */
-			atomic_store_explicit(&q->me_cons->intent, pos + 1, memory_order_relaxed);
-			/* acq_rel: as in claim_tail */
-			if (atomic_compare_exchange_weak_explicit(&s->head, &pos, pos + 1,
-								  memory_order_acq_rel,
-								  memory_order_relaxed)) {
-				*out = pos;
-				return 1;
-			}
-		} else if (dif < 0) {
-			atomic_store_explicit(&q->me_cons->intent, 0, memory_order_relaxed);
-			return 0;
-		} else {
-			pos = atomic_load_explicit(&s->head, memory_order_relaxed);
-		}
-	}
 }
 
 static void free_slot(ipcx_queue *q, uint64_t pos)

@@ -494,10 +494,8 @@ IPCX_API int ipcx_region_open(ipcx_region **out, const char *name, uint32_t kind
 	char hpath[768];
 	if (r->fd < 0 && errno == ENOENT && hugetlbfs_path(name, hpath, sizeof hpath) == 0) {
 		r->fd = open(hpath, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (r->fd < 0 && errno != ENOENT)
-			errno = errno == ELOOP ? EACCES : errno;
-		else if (r->fd < 0)
-			errno = ENOENT;
+		if (r->fd < 0 && errno == ELOOP)
+			errno = EACCES; /* a symlink where the object should be */
 	}
 	if (r->fd < 0 || (rc = region_attach(r, kind))) {
 		if (!rc)
