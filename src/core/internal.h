@@ -165,8 +165,6 @@ IPCX_HIDDEN int ipcx__shm_path(const char *name, char *buf, size_t len);
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU offers it. */
 IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
 
-#endif /* IPCX_INTERNAL_H */
-
 /* As ipcx__wake, but wakes at most one sleeper: for objects where each
  * publication can satisfy only one waiter (a queue slot, a semaphore unit),
  * so n publications wake n sleepers instead of all of them n times. */
@@ -181,3 +179,5 @@ static inline void ipcx__wake_one(_Atomic uint32_t *seq, _Atomic uint32_t *sleep
 		ipcx__futex_wake(seq, 1);
 	}
 }
+
+#endif /* IPCX_INTERNAL_H */

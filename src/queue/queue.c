@@ -384,6 +384,8 @@ static int attach(ipcx_queue **out, ipcx_region *r, uint32_t role, const ipcx_wa
 	q->stride = stride;
 	q->role = role;
 	q->wait = ipcx__wait_resolve(NULL, wait && wait->mode ? wait : NULL);
+	/* Before this handle can act as a waker: its fence depends on it. */
+	ipcx__runtime_init();
 	if (role & IPCX_QUEUE_PRODUCER) {
 		q->me_prod = peer_register(s->prod, &s->head, 0);
 		if (!q->me_prod) {
