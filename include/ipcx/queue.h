@@ -109,14 +109,16 @@ IPCX_API size_t ipcx_queue_msg_max(const ipcx_queue *q);
 /*
  * Copy a message of len bytes (0..msg_max) in.  0, or -EMSGSIZE, -EAGAIN
  * (full, non-blocking), -ETIMEDOUT, -EPIPE (full and no consumer left),
- * -EPERM (not a producer handle), -EBUSY (a reservation is outstanding).
+ * -EPERM (not a producer handle), -EBUSY (a reservation is outstanding),
+ * -EBADMSG (the shared indices are corrupted).
  */
 IPCX_API int ipcx_queue_send(ipcx_queue *q, const void *buf, size_t len, const ipcx_wait *w);
 /*
  * Take the oldest message and copy it into buf (cap must be >= msg_max).
  * Returns its length, or -EINVAL (cap too small), -EAGAIN, -ETIMEDOUT,
  * -EPIPE (empty and no producer left), -EPERM, -EBUSY (a peek is
- * outstanding), -EBADMSG (a slot with a corrupted length; it is dropped).
+ * outstanding), -EBADMSG (a slot with a corrupted length, dropped; or
+ * corrupted shared indices).
  */
 IPCX_API ssize_t ipcx_queue_recv(ipcx_queue *q, void *buf, size_t cap, const ipcx_wait *w);
 

@@ -157,7 +157,8 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 /* Claim the next position on one side: `idx` is tail (producers, a slot is
  * ready when its sequence number equals the position) or head (consumers,
  * ready at position + 1).  `me` records the claim before the CAS (see
- * struct qpeer).  1 claimed *out, 0 full (tail) or empty (head). */
+ * struct qpeer).  1 claimed *out, 0 full (tail) or empty (head), -EBADMSG
+ * corrupted indices. */
 static int claim(ipcx_queue *q, _Atomic uint64_t *idx, uint64_t ready_off, struct qpeer *me,
 		 uint64_t *out)
 {
@@ -185,7 +186,14 @@ static int claim(ipcx_queue *q, _Atomic uint64_t *idx, uint64_t ready_off, struc
 			atomic_store_explicit(&me->intent, 0, memory_order_relaxed);
 			return 0;
 		} else {
-			pos = atomic_load_explicit(idx, memory_order_relaxed);
+			/* The slot is a lap ahead: someone claimed pos, and that claim
+			 * happened before the slot update we just acquired, so the
+			 * index must have moved.  If it has not, the memory is
+			 * corrupted; stop rather than spin for ever. */
+			uint64_t now = atomic_load_explicit(idx, memory_order_relaxed);
+			if (now == pos)
+				return -EBADMSG;
+			pos = now;
 		}
 	}
 }
@@ -316,6 +324,8 @@ static int wait_claim(ipcx_queue *q, bool produce, const ipcx_wait *call, uint64
 		*pos = a.pos;
 		return 0;
 	}
+	if (r < 0)
+		return r;
 	ipcx_wait w = ipcx__wait_resolve(call, &q->wait);
 	ipcx__ready_fn check = produce ? producer_check : consumer_check;
 	if (w.mode == IPCX_WAIT_NONBLOCK) {
@@ -329,6 +339,8 @@ static int wait_claim(ipcx_queue *q, bool produce, const ipcx_wait *call, uint64
 				*pos = a.pos;
 				return 0;
 			}
+			if (r < 0)
+				return r;
 		}
 		return -EAGAIN;
 	}
