@@ -112,6 +112,7 @@ static int claimant(struct qpeer *t, uint64_t pos)
 		/* acquire: a cleared intent comes with the slot update before it */
 		if (atomic_load_explicit(&t[i].intent, memory_order_acquire) != pos + 1)
 			continue;
+		/* relaxed: a pid is a hint checked against the kernel, orders nothing */
 		if (pid_alive(atomic_load_explicit(&t[i].pid, memory_order_relaxed)))
 			return 1;
 		found = 0;
@@ -123,6 +124,7 @@ static unsigned live_peers(struct qpeer *t)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++)
+		/* relaxed: as in claimant() */
 		n += pid_alive(atomic_load_explicit(&t[i].pid, memory_order_relaxed));
 	return n;
 }
@@ -134,9 +136,11 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 	int32_t me = (int32_t)getpid();
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++) {
+			/* relaxed: the CAS below decides; this only skips busy entries */
 			int32_t pid = atomic_load_explicit(&t[i].pid, memory_order_relaxed);
 			if (pass == 0 ? pid != 0 : pid == 0 || pid_alive(pid))
 				continue;
+			/* acquire (both): a claim we judge stale must really be past */
 			uint64_t in = atomic_load_explicit(&t[i].intent, memory_order_acquire);
 			if (in && in - 1 + lag >= atomic_load_explicit(past, memory_order_acquire))
 				continue;
@@ -144,6 +148,7 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 			if (atomic_compare_exchange_strong_explicit(&t[i].pid, &pid, me,
 								    memory_order_relaxed,
 								    memory_order_relaxed)) {
+				/* relaxed: published by our first claim's CAS */
 				atomic_store_explicit(&t[i].intent, 0, memory_order_relaxed);
 				return &t[i];
 			}
@@ -162,6 +167,7 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 static int claim(ipcx_queue *q, _Atomic uint64_t *idx, uint64_t ready_off, struct qpeer *me,
 		 uint64_t *out)
 {
+	/* relaxed: a stale index only fails the CAS below */
 	uint64_t pos = atomic_load_explicit(idx, memory_order_relaxed);
 	for (;;) {
 		struct qslot *sl = slot_at(q, pos);
@@ -239,17 +245,19 @@ static int consumer_check(void *arg)
 	q->last_check_ns = ipcx__now_ns();
 	/* acquire: intents written before the tail CAS are visible */
 	uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
-	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire); /* as head */
 	if (tail == head) {
+		/* relaxed: a flag that only ever goes 0 -> 1; the tail re-read decides */
 		if (atomic_load_explicit(&s->stats.producers_ever, memory_order_relaxed) &&
 		    live_peers(s->prod) == 0 &&
-		    atomic_load_explicit(&s->tail, memory_order_acquire) == head)
+		    atomic_load_explicit(&s->tail, memory_order_acquire) == head) /* none raced in */
 			return -EPIPE;
 		return 0;
 	}
 	if ((int64_t)(tail - head) < 0)
 		return 0;
 	struct qslot *sl = slot_at(q, head);
+	/* acquire: a published slot's length is visible to whoever claims it */
 	if (atomic_load_explicit(&sl->seq, memory_order_acquire) != head)
 		return 0; /* published, or not ours to judge */
 	if (claimant(s->prod, head) != 0)
@@ -272,6 +280,7 @@ static int producer_check(void *arg)
 	ipcx_queue *q = arg;
 	struct qshared *s = q->s;
 	q->last_check_ns = ipcx__now_ns();
+	/* acquire (all three): claims written before the CASes are visible */
 	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
 	uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
 	uint64_t prev = tail - q->cap; /* the position whose message fills our slot */
@@ -291,7 +300,7 @@ static int producer_check(void *arg)
 	/* release: nothing to publish but the slot's new lap; acquire-free CAS */
 	if (atomic_compare_exchange_strong_explicit(&sl->seq, &want, tail, memory_order_release,
 						    memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&s->stats.lost, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.lost, 1, memory_order_relaxed); /* a count */
 		ipcx__wake(&s->not_full.seq, &s->not_full.sleepers);
 	}
 	return 0;
@@ -411,11 +420,11 @@ static int attach(ipcx_queue **out, ipcx_region *r, uint32_t role, const ipcx_wa
 		q->me_cons = peer_register(s->cons, &s->tail, cap);
 		if (!q->me_cons) {
 			if (q->me_prod)
-				atomic_store_explicit(&q->me_prod->pid, 0, memory_order_release);
+				atomic_store_explicit(&q->me_prod->pid, 0, memory_order_release); /* as close */
 			free(q);
 			return -EUSERS;
 		}
-		atomic_store_explicit(&s->stats.consumers_ever, 1, memory_order_relaxed);
+		atomic_store_explicit(&s->stats.consumers_ever, 1, memory_order_relaxed); /* a hint */
 	}
 	*out = q;
 	return 0;
@@ -508,7 +517,7 @@ IPCX_API int ipcx_queue_close(ipcx_queue *q)
 	if (q->me_prod)
 		atomic_store_explicit(&q->me_prod->pid, 0, memory_order_release);
 	if (q->me_cons)
-		atomic_store_explicit(&q->me_cons->pid, 0, memory_order_release);
+		atomic_store_explicit(&q->me_cons->pid, 0, memory_order_release); /* as above */
 	/* Someone waiting may now have nobody left: let it look. */
 	ipcx__wake(&q->s->not_empty.seq, &q->s->not_empty.sleepers);
 	ipcx__wake(&q->s->not_full.seq, &q->s->not_full.sleepers);
@@ -602,7 +611,7 @@ IPCX_API ssize_t ipcx_queue_peek(ipcx_queue *q, const void **msg, const ipcx_wai
 		free_slot(q, pos);
 		if (len != LEN_SKIP)
 			return -EBADMSG;
-		atomic_fetch_add_explicit(&q->s->stats.skipped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&q->s->stats.skipped, 1, memory_order_relaxed); /* a count */
 	}
 }
 
@@ -638,6 +647,7 @@ IPCX_API int ipcx_queue_stat(const ipcx_queue *q, ipcx_queue_stats *st)
 	struct qshared *s = q->s;
 	st->capacity = q->cap;
 	st->msg_max = q->msg_max;
+	/* acquire/relaxed below: a snapshot for display, ordered against nothing */
 	uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
 	st->depth = (int64_t)(tail - head) > 0 ? tail - head : 0;

@@ -55,12 +55,13 @@ IPCX_API void ipcx_spin_lock(ipcx_spinlock *s)
 				ipcx__cpu_relax();
 			if (backoff < SPIN_BACKOFF_MAX)
 				backoff <<= 1;
-		} while (atomic_load_explicit(A(&s->word), memory_order_relaxed) != 0);
+		} while (atomic_load_explicit(A(&s->word), memory_order_relaxed) != 0); /* the xchg orders */
 	}
 }
 
 IPCX_API int ipcx_spin_trylock(ipcx_spinlock *s)
 {
+	/* relaxed: a peek to spare the xchg; the xchg orders */
 	if (atomic_load_explicit(A(&s->word), memory_order_relaxed) != 0)
 		return -EBUSY;
 	/* acquire: as in ipcx_spin_lock */
@@ -94,6 +95,7 @@ static int mutex_lock_slow(ipcx_mutex *m, uint64_t deadline)
 {
 	for (unsigned i = 0; i < MUTEX_SPINS; i++) {
 		ipcx__cpu_relax();
+		/* relaxed: a peek; trylock's CAS orders */
 		if (atomic_load_explicit(A(&m->word), memory_order_relaxed) == 0 &&
 		    ipcx_mutex_trylock(m) == 0)
 			return 0;
@@ -143,6 +145,7 @@ IPCX_API int ipcx_sem_init(ipcx_sem *s, uint32_t value)
 
 IPCX_API int ipcx_sem_trywait(ipcx_sem *s)
 {
+	/* relaxed: the CAS below orders */
 	uint32_t v = atomic_load_explicit(A(&s->value), memory_order_relaxed);
 	while (v > 0) {
 		/* acquire: what the poster did before posting happens before us */
@@ -170,7 +173,7 @@ static int sem_wait_until(ipcx_sem *s, uint64_t deadline)
 		 * (pairs with the seq_cst increment + load in ipcx_sem_post). */
 		atomic_fetch_add_explicit(A(&s->sleepers), 1, memory_order_seq_cst);
 		(void)ipcx__futex_wait(A(&s->value), 0, left);
-		atomic_fetch_sub_explicit(A(&s->sleepers), 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(A(&s->sleepers), 1, memory_order_relaxed); /* a count */
 	}
 }
 
@@ -190,6 +193,7 @@ IPCX_API int ipcx_sem_timedwait(ipcx_sem *s, int64_t timeout_ns)
 
 IPCX_API int ipcx_sem_post(ipcx_sem *s)
 {
+	/* relaxed: the CAS below orders */
 	uint32_t v = atomic_load_explicit(A(&s->value), memory_order_relaxed);
 	do {
 		if (v >= IPCX_SEM_MAX)
@@ -243,7 +247,7 @@ IPCX_API int ipcx_cond_wait(ipcx_cond *c, ipcx_mutex *m, int64_t timeout_ns)
 		if (atomic_load_explicit(A(&c->seq), memory_order_acquire) != s)
 			break;
 	}
-	atomic_fetch_sub_explicit(A(&c->sleepers), 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(A(&c->sleepers), 1, memory_order_relaxed); /* a count */
 	ipcx_mutex_lock(m);
 	return rc;
 }
