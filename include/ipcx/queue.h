@@ -46,7 +46,10 @@
  * exits too.
  *
  * A handle is not thread-safe: give each thread its own (ipcx_queue_open or
- * ipcx_queue_open_fd on the same object).  See docs/queue.md.
+ * ipcx_queue_open_fd on the same object).  A handle belongs to the process
+ * that opened it: a child that inherits one across fork gets -EPERM from it
+ * and opens its own (ipcx_queue_fd gives the fd to open); closing the
+ * inherited one only unmaps it.  See docs/queue.md.
  */
 #ifndef IPCX_QUEUE_H
 #define IPCX_QUEUE_H
@@ -109,7 +112,8 @@ IPCX_API size_t ipcx_queue_msg_max(const ipcx_queue *q);
 /*
  * Copy a message of len bytes (0..msg_max) in.  0, or -EMSGSIZE, -EAGAIN
  * (full, non-blocking), -ETIMEDOUT, -EPIPE (full and no consumer left),
- * -EPERM (not a producer handle), -EBUSY (a reservation is outstanding),
+ * -EPERM (not a producer handle, or one inherited across fork), -EBUSY (a
+ * reservation is outstanding),
  * -EBADMSG (the shared indices are corrupted).
  */
 IPCX_API int ipcx_queue_send(ipcx_queue *q, const void *buf, size_t len, const ipcx_wait *w);

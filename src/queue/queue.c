@@ -1,6 +1,7 @@
 /* The bounded MPMC queue: Vyukov's per-slot sequence numbers in a region,
  * the wait engine for blocking, and a peer table for death handling. */
 #include <ipcx/queue.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ struct ipcx_queue {
 	struct qpeer *me_prod, *me_cons;
 	ipcx_wait wait;
 	bool reserved, peeked;
+	int32_t owner; /* the process that attached: only it may act through the handle */
 	uint64_t res_pos, peek_pos;
 	uint64_t last_check_ns;
 };
@@ -87,13 +89,40 @@ static uint64_t layout_bytes(uint32_t cap, uint32_t stride)
 	return (uint64_t)sizeof(struct qshared) + (uint64_t)cap * stride;
 }
 
+/* This process's pid, cached: getpid() is a system call and the send and
+ * receive paths check it.  A fork handler forgets it in the child. */
+static _Atomic int32_t self_pid;
+
+static void forget_pid(void)
+{
+	atomic_store_explicit(&self_pid, 0, memory_order_relaxed); /* per process */
+}
+
+static void register_forget(void)
+{
+	pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static int32_t my_pid(void)
+{
+	/* relaxed: every thread of a process computes the same value */
+	int32_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
+	if (ipcx__unlikely(p == 0)) {
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, register_forget);
+		p = (int32_t)getpid();
+		atomic_store_explicit(&self_pid, p, memory_order_relaxed);
+	}
+	return p;
+}
+
 /* ---- liveness and the peer table ---------------------------------------- */
 
 static bool pid_alive(int32_t pid)
 {
 	if (pid <= 0)
 		return false;
-	if (pid == (int32_t)getpid())
+	if (pid == my_pid())
 		return true;
 	ipcx__peer p = IPCX__PEER_INIT;
 	if (ipcx__peer_watch(&p, pid) == -ESRCH)
@@ -133,7 +162,7 @@ static unsigned live_peers(struct qpeer *t)
  * position the queue has moved past. */
 static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint64_t lag)
 {
-	int32_t me = (int32_t)getpid();
+	int32_t me = my_pid();
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++) {
 			/* relaxed: the CAS below decides; this only skips busy entries */
@@ -404,6 +433,7 @@ static int attach(ipcx_queue **out, ipcx_region *r, uint32_t role, const ipcx_wa
 	q->msg_max = msg_max;
 	q->stride = stride;
 	q->role = role;
+	q->owner = my_pid();
 	q->wait = ipcx__wait_resolve(NULL, wait && wait->mode ? wait : NULL);
 	/* Before this handle can act as a waker: its fence depends on it. */
 	ipcx__runtime_init();
@@ -509,6 +539,12 @@ IPCX_API int ipcx_queue_close(ipcx_queue *q)
 {
 	if (!q)
 		return 0;
+	if (q->owner != my_pid()) {
+		/* Inherited across fork: the peer entries are the parent's. */
+		ipcx_region_close(q->r);
+		free(q);
+		return 0;
+	}
 	if (q->reserved)
 		publish(q, q->res_pos, LEN_SKIP);
 	if (q->peeked)
@@ -545,7 +581,7 @@ IPCX_API int ipcx_queue_reserve(ipcx_queue *q, void **slot, const ipcx_wait *w)
 {
 	if (!q || !slot)
 		return -EINVAL;
-	if (!q->me_prod)
+	if (!q->me_prod || q->owner != my_pid())
 		return -EPERM;
 	if (q->reserved)
 		return -EBUSY;
@@ -572,7 +608,7 @@ IPCX_API int ipcx_queue_send(ipcx_queue *q, const void *buf, size_t len, const i
 {
 	if (!q || (!buf && len))
 		return -EINVAL;
-	if (!q->me_prod)
+	if (!q->me_prod || q->owner != my_pid())
 		return -EPERM;
 	if (q->reserved)
 		return -EBUSY;
@@ -591,7 +627,7 @@ IPCX_API ssize_t ipcx_queue_peek(ipcx_queue *q, const void **msg, const ipcx_wai
 {
 	if (!q || !msg)
 		return -EINVAL;
-	if (!q->me_cons)
+	if (!q->me_cons || q->owner != my_pid())
 		return -EPERM;
 	if (q->peeked)
 		return -EBUSY;

@@ -197,6 +197,40 @@ static void test_too_many_peers(void **st)
 		ipcx_queue_close(q[i]);
 }
 
+static ipcx_queue *inherited;
+
+static int use_inherited(void *arg)
+{
+	(void)arg;
+	if (ipcx_queue_send(inherited, "x", 1, &nb) != -EPERM)
+		return 1;
+	ipcx_queue *own;
+	if (ipcx_queue_open_fd(&own, ipcx_queue_fd(inherited), IPCX_QUEUE_PRODUCER, &nb) ||
+	    ipcx_queue_send(own, "c", 1, NULL))
+		return 2;
+	ipcx_queue_close(own);
+	ipcx_queue_close(inherited); /* only unmaps: the entries are the parent's */
+	return 0;
+}
+
+static void test_fork_inherited(void **st)
+{
+	(void)st;
+	assert_int_equal(ipcx_queue_create(&inherited, NULL,
+					   IPCX_QUEUE_PRODUCER | IPCX_QUEUE_CONSUMER, NULL),
+			 0);
+	assert_int_equal(t_wait(t_spawn(use_inherited, NULL)), 0);
+	ipcx_queue_stats s;
+	ipcx_queue_stat(inherited, &s);
+	assert_int_equal(s.producers, 1);
+	assert_int_equal(s.consumers, 1);
+	char out[64];
+	assert_int_equal(ipcx_queue_recv(inherited, out, sizeof out, &nb), 1);
+	assert_int_equal(out[0], 'c');
+	assert_int_equal(ipcx_queue_send(inherited, "x", 1, &nb), 0);
+	ipcx_queue_close(inherited);
+}
+
 int main(void)
 {
 	t_watchdog(50);
@@ -206,6 +240,7 @@ int main(void)
 		cmocka_unit_test(test_zero_copy_and_skip),
 		cmocka_unit_test(test_corrupt_header),
 		cmocka_unit_test(test_too_many_peers),
+		cmocka_unit_test(test_fork_inherited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
