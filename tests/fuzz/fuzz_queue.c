@@ -10,11 +10,10 @@
  * never loop for ever.
  *
  * Built two ways, like fuzz_ring.c: with clang -fsanitize=fuzzer (make fuzz),
- * and as a deterministic replay for CTest (the committed corpus, if any, and
+ * and as a deterministic replay for CTest (replay.h: the committed corpus and
  * 10000 seeded random inputs).
  * ipcx-test-timeout: 600
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,50 +85,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef IPCX_LIBFUZZER
-/* Replay: every file of the corpus directory, then seeded random inputs. */
+#include "replay.h"
+
+/* Aim most patches at the queue header, the first peer entries and the
+ * slots, where the damage matters. */
+static void aim(uint8_t *buf, size_t n)
+{
+	for (size_t k = 0; k + 3 <= n; k += 3) {
+		unsigned zone = buf[k] % 4, b = buf[k + 1];
+		unsigned off = zone == 0 ? Q_HDR + b % 48                          /* constants */
+			       : zone == 1 ? Q_HDR + 128 + (b % 5) * 128 + b % 16 /* indices */
+			       : zone == 2 ? Q_PEERS + (b % 4) * 128 + b % 16     /* peers */
+					   : Q_SLOTS + b * 4u;                    /* slots */
+		buf[k] = (uint8_t)(off >> 8);
+		buf[k + 1] = (uint8_t)off;
+	}
+}
+
+/* Replay: the corpus, then seeded random inputs. */
 int main(int argc, char **argv)
 {
-	alarm(580);
-	unsigned runs = 0;
-	DIR *d = argc > 1 ? opendir(argv[1]) : NULL;
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		char path[4096];
-		uint8_t buf[4096];
-		snprintf(path, sizeof path, "%s/%s", argv[1], e->d_name);
-		FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "rb");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-		runs++;
-	}
-	if (d)
-		closedir(d);
-	uint64_t x = 0x2545f4914f6cdd1dull;
-	for (int i = 0; i < 10000; i++) {
-		uint8_t buf[48];
-		size_t n = 3 * (1 + (size_t)(i % 16));
-		for (size_t k = 0; k < n; k++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			buf[k] = (uint8_t)x;
-		}
-		/* Aim most patches at the queue header, the peer table's first
-		 * entries and the slots, where the damage matters. */
-		for (size_t k = 0; k + 3 <= n; k += 3) {
-			unsigned zone = buf[k] % 4, b = buf[k + 1];
-			unsigned off = zone == 0 ? Q_HDR + b % 48                 /* constants */
-				       : zone == 1 ? Q_HDR + 128 + (b % 5) * 128 + b % 16 /* indices */
-				       : zone == 2 ? Q_PEERS + (b % 4) * 128 + b % 16     /* peers */
-						   : Q_SLOTS + b * 4u;                    /* slots */
-			buf[k] = (uint8_t)(off >> 8);
-			buf[k + 1] = (uint8_t)off;
-		}
-		LLVMFuzzerTestOneInput(buf, n);
-		runs++;
-	}
-	printf("%u inputs, no crash\n", runs);
-	return 0;
+	return fuzz_replay(argc, argv, 10000, 0x2545f4914f6cdd1dull, aim);
 }
 #endif
