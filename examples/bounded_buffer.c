@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	for (int p = 0; p < np; p++) {
 		if ((pids[nc + p] = fork()) == 0) {
 			for (uint64_t s = 0; s < items; s++)
-				put(b, (struct item){ .producer = p, .seq = s });
+				put(b, (struct item){.producer = p, .seq = s});
 			_exit(0);
 		}
 	}
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
 			failed = 1;
 	/* One stop item per consumer, after every real item. */
 	for (int c = 0; c < nc; c++)
-		put(b, (struct item){ .producer = -1 });
+		put(b, (struct item){.producer = -1});
 	for (int c = 0; c < nc; c++)
 		if (waitpid(pids[c], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 			failed = 1;
@@ -144,8 +144,9 @@ int main(int argc, char **argv)
 	for (int c = 0; c < nc; c++)
 		if (b->bad[c])
 			failed = 1;
-	printf("bounded buffer (2 semaphores + mutex): %d producers x %d consumers, %llu items: %s\n",
-	       np, nc, (unsigned long long)total, failed ? "FAILED" : "all delivered once, in order");
+	printf(
+	    "bounded buffer (2 semaphores + mutex): %d producers x %d consumers, %llu items: %s\n",
+	    np, nc, (unsigned long long)total, failed ? "FAILED" : "all delivered once, in order");
 	ipcx_region_close(r);
 	return failed;
 }

@@ -47,14 +47,14 @@ int main(int argc, char **argv)
 	/* The parent holds a producer handle until every producer has
 	 * finished, so consumers do not see "no producer left" too early. */
 	ipcx_queue *q;
-	ipcx_queue_opts o = { .capacity = 16, .msg_max = sizeof(struct item) };
+	ipcx_queue_opts o = {.capacity = 16, .msg_max = sizeof(struct item)};
 	int rc = ipcx_queue_create(&q, NULL, IPCX_QUEUE_PRODUCER, &o);
 	if (rc) {
 		fprintf(stderr, "queue: %s\n", ipcx_strerror(rc));
 		return 1;
 	}
-	struct results *res = mmap(NULL, sizeof *res, PROT_READ | PROT_WRITE,
-				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct results *res =
+	    mmap(NULL, sizeof *res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (res == MAP_FAILED)
 		return 1;
 
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 			if (ipcx_queue_open_fd(&pq, ipcx_queue_fd(q), IPCX_QUEUE_PRODUCER, NULL))
 				_exit(1);
 			for (uint64_t s = 0; s < items; s++) {
-				struct item it = { .producer = (uint32_t)p, .seq = s };
+				struct item it = {.producer = (uint32_t)p, .seq = s};
 				if (ipcx_queue_send(pq, &it, sizeof it, NULL))
 					_exit(1);
 			}

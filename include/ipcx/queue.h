@@ -77,9 +77,9 @@ enum ipcx_queue_role {
 #define IPCX_QUEUE_CAPACITY_MAX (1u << 24)
 
 typedef struct ipcx_queue_opts {
-	uint32_t capacity; /* slots, a power of two >= 2; 0 means 1024 */
-	uint32_t msg_max;  /* bytes per message, 1..IPCX_QUEUE_MSG_MAX; 0 means 64 */
-	ipcx_wait wait;    /* default policy of the creator's handle; zeroes: adaptive */
+	uint32_t capacity;	 /* slots, a power of two >= 2; 0 means 1024 */
+	uint32_t msg_max;	 /* bytes per message, 1..IPCX_QUEUE_MSG_MAX; 0 means 64 */
+	ipcx_wait wait;		 /* default policy of the creator's handle; zeroes: adaptive */
 	ipcx_region_opts region; /* mode, huge pages, prefault */
 } ipcx_queue_opts;
 
@@ -140,10 +140,10 @@ IPCX_API int ipcx_queue_release(ipcx_queue *q); /* 0, -EINVAL none outstanding *
 
 typedef struct ipcx_queue_stats {
 	uint32_t capacity, msg_max;
-	uint64_t depth;     /* messages queued (a snapshot) */
+	uint64_t depth;		       /* messages queued (a snapshot) */
 	uint32_t producers, consumers; /* handles attached (table entries in use) */
-	uint64_t skipped;   /* slots passed over: producer died or closed mid-send */
-	uint64_t lost;      /* messages taken by a consumer that died before releasing */
+	uint64_t skipped;	       /* slots passed over: producer died or closed mid-send */
+	uint64_t lost;		       /* messages taken by a consumer that died before releasing */
 } ipcx_queue_stats;
 
 IPCX_API int ipcx_queue_stat(const ipcx_queue *q, ipcx_queue_stats *st);

@@ -259,11 +259,11 @@ typedef struct ipcx_psem {
 
 IPCX_API int ipcx_psem_init(ipcx_psem *s, uint32_t value);
 IPCX_API int ipcx_psem_wait(ipcx_psem *s, int64_t timeout_ns); /* 0, -ETIMEDOUT */
-IPCX_API int ipcx_psem_post(ipcx_psem *s);                      /* 0, -EOVERFLOW */
+IPCX_API int ipcx_psem_post(ipcx_psem *s);		       /* 0, -EOVERFLOW */
 IPCX_API int ipcx_psem_destroy(ipcx_psem *s);
 
 typedef struct ipcx_sysvsem {
-	int32_t id;     /* semid, -1 once destroyed */
+	int32_t id;	/* semid, -1 once destroyed */
 	uint32_t flags; /* enum ipcx_sysvsem_flags */
 } ipcx_sysvsem;
 
@@ -278,7 +278,7 @@ enum ipcx_sysvsem_flags {
  * flags. */
 IPCX_API int ipcx_sysvsem_init(ipcx_sysvsem *s, uint32_t value, uint32_t flags);
 IPCX_API int ipcx_sysvsem_wait(ipcx_sysvsem *s, int64_t timeout_ns); /* 0, -ETIMEDOUT, -EIDRM */
-IPCX_API int ipcx_sysvsem_post(ipcx_sysvsem *s);                      /* 0, -ERANGE, -EIDRM */
+IPCX_API int ipcx_sysvsem_post(ipcx_sysvsem *s);		     /* 0, -ERANGE, -EIDRM */
 IPCX_API int ipcx_sysvsem_destroy(ipcx_sysvsem *s);
 
 /* ---- one interface over all of them --------------------------------------

@@ -50,9 +50,9 @@ struct qshared {
 };
 _Static_assert(sizeof(struct qpeer) == IPCX_CACHELINE, "one peer per block");
 _Static_assert(offsetof(struct qshared, tail) == 128 && offsetof(struct qshared, head) == 256 &&
-		       offsetof(struct qshared, not_empty) == 384 &&
-		       offsetof(struct qshared, not_full) == 512 &&
-		       offsetof(struct qshared, stats) == 640 && offsetof(struct qshared, prod) == 768,
+		   offsetof(struct qshared, not_empty) == 384 &&
+		   offsetof(struct qshared, not_full) == 512 &&
+		   offsetof(struct qshared, stats) == 640 && offsetof(struct qshared, prod) == 768,
 	       "queue layout is an ABI");
 _Static_assert(sizeof(struct qshared) == 768 + 2 * IPCX_QUEUE_MAX_PEERS * IPCX_CACHELINE,
 	       "queue layout is an ABI");
@@ -174,9 +174,8 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 			if (in && in - 1 + lag >= atomic_load_explicit(past, memory_order_acquire))
 				continue;
 			/* relaxed: the entry carries no data until we write intent */
-			if (atomic_compare_exchange_strong_explicit(&t[i].pid, &pid, me,
-								    memory_order_relaxed,
-								    memory_order_relaxed)) {
+			if (atomic_compare_exchange_strong_explicit(
+				&t[i].pid, &pid, me, memory_order_relaxed, memory_order_relaxed)) {
 				/* relaxed: published by our first claim's CAS */
 				atomic_store_explicit(&t[i].intent, 0, memory_order_relaxed);
 				return &t[i];
@@ -209,9 +208,8 @@ static int claim(ipcx_queue *q, _Atomic uint64_t *idx, uint64_t ready_off, struc
 			atomic_store_explicit(&me->intent, pos + 1, memory_order_relaxed);
 			/* acq_rel: release carries the intent; acquire orders our slot
 			 * accesses after the claim */
-			if (atomic_compare_exchange_weak_explicit(idx, &pos, pos + 1,
-								  memory_order_acq_rel,
-								  memory_order_relaxed)) {
+			if (atomic_compare_exchange_weak_explicit(
+				idx, &pos, pos + 1, memory_order_acq_rel, memory_order_relaxed)) {
 				*out = pos;
 				return 1;
 			}
@@ -279,7 +277,8 @@ static int consumer_check(void *arg)
 		/* relaxed: a flag that only ever goes 0 -> 1; the tail re-read decides */
 		if (atomic_load_explicit(&s->stats.producers_ever, memory_order_relaxed) &&
 		    live_peers(s->prod) == 0 &&
-		    atomic_load_explicit(&s->tail, memory_order_acquire) == head) /* none raced in */
+		    atomic_load_explicit(&s->tail, memory_order_acquire) ==
+			head) /* none raced in */
 			return -EPIPE;
 		return 0;
 	}
@@ -356,7 +355,7 @@ static int ready_head(void *arg)
 
 static int wait_claim(ipcx_queue *q, bool produce, const ipcx_wait *call, uint64_t *pos)
 {
-	struct claim_arg a = { q, 0 };
+	struct claim_arg a = {q, 0};
 	int r = produce ? claim_tail(q, &a.pos) : claim_head(q, &a.pos);
 	if (ipcx__likely(r > 0)) {
 		*pos = a.pos;
@@ -383,12 +382,12 @@ static int wait_claim(ipcx_queue *q, bool produce, const ipcx_wait *call, uint64
 		return -EAGAIN;
 	}
 	ipcx__waitspec ws = {
-		.seq = produce ? &q->s->not_full.seq : &q->s->not_empty.seq,
-		.sleepers = produce ? &q->s->not_full.sleepers : &q->s->not_empty.sleepers,
-		.ready = produce ? ready_tail : ready_head,
-		.ready_arg = &a,
-		.check = check,
-		.check_arg = q,
+	    .seq = produce ? &q->s->not_full.seq : &q->s->not_empty.seq,
+	    .sleepers = produce ? &q->s->not_full.sleepers : &q->s->not_empty.sleepers,
+	    .ready = produce ? ready_tail : ready_head,
+	    .ready_arg = &a,
+	    .check = check,
+	    .check_arg = q,
 	};
 	r = ipcx__wait(&w, &ws);
 	if (r > 0) {
@@ -450,11 +449,13 @@ static int attach(ipcx_queue **out, ipcx_region *r, uint32_t role, const ipcx_wa
 		q->me_cons = peer_register(s->cons, &s->tail, cap);
 		if (!q->me_cons) {
 			if (q->me_prod)
-				atomic_store_explicit(&q->me_prod->pid, 0, memory_order_release); /* as close */
+				atomic_store_explicit(&q->me_prod->pid, 0,
+						      memory_order_release); /* as close */
 			free(q);
 			return -EUSERS;
 		}
-		atomic_store_explicit(&s->stats.consumers_ever, 1, memory_order_relaxed); /* a hint */
+		atomic_store_explicit(&s->stats.consumers_ever, 1,
+				      memory_order_relaxed); /* a hint */
 	}
 	*out = q;
 	return 0;
@@ -475,12 +476,11 @@ IPCX_API int ipcx_queue_create(ipcx_queue **out, const char *name, uint32_t role
 	 * producers do not share a line. */
 	uint32_t stride = (SLOT_HDR + msg_max + 63u) & ~63u;
 	ipcx_region *r;
-	int rc = name ? ipcx__region_create(&r, name, IPCX_KIND_QUEUE,
-					    (size_t)layout_bytes(cap, stride),
-					    opts ? &opts->region : NULL)
-		      : ipcx__region_create_anon(&r, IPCX_KIND_QUEUE,
-						 (size_t)layout_bytes(cap, stride),
-						 opts ? &opts->region : NULL);
+	int rc =
+	    name ? ipcx__region_create(&r, name, IPCX_KIND_QUEUE, (size_t)layout_bytes(cap, stride),
+				       opts ? &opts->region : NULL)
+		 : ipcx__region_create_anon(&r, IPCX_KIND_QUEUE, (size_t)layout_bytes(cap, stride),
+					    opts ? &opts->region : NULL);
 	if (rc)
 		return rc;
 	struct qshared *s = ipcx_region_data(r);
@@ -491,7 +491,8 @@ IPCX_API int ipcx_queue_create(ipcx_queue **out, const char *name, uint32_t role
 	s->stride = stride;
 	s->slots_off = sizeof *s;
 	for (uint32_t i = 0; i < cap; i++)
-		atomic_init(&((struct qslot *)((char *)s + sizeof *s + (size_t)i * stride))->seq, i);
+		atomic_init(&((struct qslot *)((char *)s + sizeof *s + (size_t)i * stride))->seq,
+			    i);
 	ipcx__region_publish(r);
 	rc = attach(out, r, role, opts ? &opts->wait : NULL);
 	if (rc) {
@@ -647,7 +648,8 @@ IPCX_API ssize_t ipcx_queue_peek(ipcx_queue *q, const void **msg, const ipcx_wai
 		free_slot(q, pos);
 		if (len != LEN_SKIP)
 			return -EBADMSG;
-		atomic_fetch_add_explicit(&q->s->stats.skipped, 1, memory_order_relaxed); /* a count */
+		atomic_fetch_add_explicit(&q->s->stats.skipped, 1,
+					  memory_order_relaxed); /* a count */
 	}
 }
 

@@ -98,7 +98,8 @@ static int hugetlbfs_mount(char *buf, size_t len)
 static int hugetlbfs_path(const char *name, char *buf, size_t len)
 {
 	char dir[512];
-	if (hugetlbfs_mount(dir, sizeof dir) || (size_t)snprintf(buf, len, "%s/ipcx.%s", dir, name) >= len)
+	if (hugetlbfs_mount(dir, sizeof dir) ||
+	    (size_t)snprintf(buf, len, "%s/ipcx.%s", dir, name) >= len)
 		return -ENOENT;
 	return 0;
 }
@@ -246,10 +247,11 @@ static int region_init(ipcx_region *r, uint32_t kind, size_t size, uint32_t flag
 				 "mount -o remount,huge=advise /dev/shm",
 				 knob[0] ? knob : "unknown");
 		else
-			snprintf(r->note, sizeof r->note,
-				 "transparent huge pages for shared memory are off (shmem_enabled: %s); "
-				 "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
-				 knob[0] ? knob : "unknown");
+			snprintf(
+			    r->note, sizeof r->note,
+			    "transparent huge pages for shared memory are off (shmem_enabled: %s); "
+			    "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			    knob[0] ? knob : "unknown");
 	}
 	/* Reserve the memory now: a tmpfs that fills up later would kill us
 	 * with SIGBUS on first touch instead of failing here.  fallocate
@@ -624,7 +626,8 @@ IPCX_API int ipcx_region_stat(const ipcx_region *r, ipcx_region_info *info)
 			info->page_size = kps;
 		} else if (pmd_kb) {
 			char pmd[32];
-			read_sysfs("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", pmd, sizeof pmd);
+			read_sysfs("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", pmd,
+				   sizeof pmd);
 			info->huge = 2;
 			info->page_size = strtoull(pmd, NULL, 10) ? strtoull(pmd, NULL, 10) : 2u << 20;
 		} else {

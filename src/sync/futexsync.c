@@ -9,7 +9,7 @@ _Static_assert(sizeof(ipcx_sem) == IPCX_SEM_SIZE, "ipcx_sem is an ABI");
 _Static_assert(sizeof(ipcx_cond) == IPCX_COND_SIZE, "ipcx_cond is an ABI");
 _Static_assert(sizeof(ipcx_event) == IPCX_EVENT_SIZE, "ipcx_event is an ABI");
 _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
-		       _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
+		   _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
 	       "the public structs' plain words are accessed as atomics");
 
 /* The public structs keep plain words so the header stays usable from C++
@@ -55,7 +55,8 @@ IPCX_API void ipcx_spin_lock(ipcx_spinlock *s)
 				ipcx__cpu_relax();
 			if (backoff < SPIN_BACKOFF_MAX)
 				backoff <<= 1;
-		} while (atomic_load_explicit(A(&s->word), memory_order_relaxed) != 0); /* the xchg orders */
+		} while (atomic_load_explicit(A(&s->word), memory_order_relaxed) !=
+			 0); /* the xchg orders */
 	}
 }
 
@@ -87,8 +88,8 @@ IPCX_API int ipcx_mutex_trylock(ipcx_mutex *m)
 	/* acquire on success: the critical section follows the lock */
 	return atomic_compare_exchange_strong_explicit(A(&m->word), &c, 1, memory_order_acquire,
 						       memory_order_relaxed)
-		       ? 0
-		       : -EBUSY;
+		   ? 0
+		   : -EBUSY;
 }
 
 static int mutex_lock_slow(ipcx_mutex *m, uint64_t deadline)
@@ -149,8 +150,8 @@ IPCX_API int ipcx_sem_trywait(ipcx_sem *s)
 	uint32_t v = atomic_load_explicit(A(&s->value), memory_order_relaxed);
 	while (v > 0) {
 		/* acquire: what the poster did before posting happens before us */
-		if (atomic_compare_exchange_weak_explicit(A(&s->value), &v, v - 1,
-							  memory_order_acquire, memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(
+			A(&s->value), &v, v - 1, memory_order_acquire, memory_order_relaxed))
 			return 0;
 	}
 	return -EAGAIN;
@@ -200,8 +201,8 @@ IPCX_API int ipcx_sem_post(ipcx_sem *s)
 			return -EOVERFLOW;
 		/* seq_cst: publishes the unit (release) and orders it before the
 		 * read of sleepers below (Dekker with sem_wait_until) */
-	} while (!atomic_compare_exchange_weak_explicit(A(&s->value), &v, v + 1,
-							memory_order_seq_cst, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    A(&s->value), &v, v + 1, memory_order_seq_cst, memory_order_relaxed));
 	/* seq_cst: see above */
 	if (atomic_load_explicit(A(&s->sleepers), memory_order_seq_cst) != 0)
 		ipcx__futex_wake(A(&s->value), 1);

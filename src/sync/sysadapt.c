@@ -145,8 +145,9 @@ static int sysv_op(ipcx_sysvsem *s, short delta, int64_t timeout_ns)
 {
 	/* Read once: the struct may sit in memory another process can write. */
 	int id = s->id;
-	struct sembuf op = { .sem_num = 0, .sem_op = delta,
-			     .sem_flg = (short)((s->flags & IPCX_SYSVSEM_UNDO) ? SEM_UNDO : 0) };
+	struct sembuf op = {.sem_num = 0,
+			    .sem_op = delta,
+			    .sem_flg = (short)((s->flags & IPCX_SYSVSEM_UNDO) ? SEM_UNDO : 0)};
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : ipcx__now_ns() + (uint64_t)timeout_ns;
 	if (id < 0)
 		return -EINVAL;
@@ -157,7 +158,8 @@ static int sysv_op(ipcx_sysvsem *s, short delta, int64_t timeout_ns)
 		} else {
 			uint64_t now = ipcx__now_ns();
 			uint64_t left = now >= deadline ? 0 : deadline - now;
-			struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+			struct timespec ts = {(time_t)(left / 1000000000u),
+					      (long)(left % 1000000000u)};
 			rc = semtimedop(id, &op, 1, &ts);
 		}
 		if (rc == 0)
@@ -190,8 +192,8 @@ IPCX_API int ipcx_sysvsem_destroy(ipcx_sysvsem *s)
 
 IPCX_API const char *ipcx_lock_kind_name(uint32_t kind)
 {
-	static const char *const names[] = { "unknown",	  "spin",     "futex-mutex", "futex-sem",
-					      "posix-sem", "sysv-sem", "robust-pi" };
+	static const char *const names[] = {"unknown",	 "spin",     "futex-mutex", "futex-sem",
+					    "posix-sem", "sysv-sem", "robust-pi"};
 	return kind <= IPCX_LOCK_KIND_MAX ? names[kind] : "unknown";
 }
 

@@ -35,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const ipcx_wait nb = { IPCX_WAIT_NONBLOCK, 0, -1 };
+	static const ipcx_wait nb = {IPCX_WAIT_NONBLOCK, 0, -1};
 	ipcx_queue *creator, *tx, *rx;
-	ipcx_queue_opts o = { .capacity = 8, .msg_max = 64 };
+	ipcx_queue_opts o = {.capacity = 8, .msg_max = 64};
 	if (ipcx_queue_create(&creator, NULL, 0, &o))
 		abort();
 	int fd = ipcx_queue_fd(creator);
@@ -93,10 +93,10 @@ static void aim(uint8_t *buf, size_t n)
 {
 	for (size_t k = 0; k + 3 <= n; k += 3) {
 		unsigned zone = buf[k] % 4, b = buf[k + 1];
-		unsigned off = zone == 0 ? Q_HDR + b % 48                          /* constants */
+		unsigned off = zone == 0   ? Q_HDR + b % 48			  /* constants */
 			       : zone == 1 ? Q_HDR + 128 + (b % 5) * 128 + b % 16 /* indices */
-			       : zone == 2 ? Q_PEERS + (b % 4) * 128 + b % 16     /* peers */
-					   : Q_SLOTS + b * 4u;                    /* slots */
+			       : zone == 2 ? Q_PEERS + (b % 4) * 128 + b % 16	  /* peers */
+					   : Q_SLOTS + b * 4u;			  /* slots */
 		buf[k] = (uint8_t)(off >> 8);
 		buf[k + 1] = (uint8_t)off;
 	}

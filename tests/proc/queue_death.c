@@ -19,10 +19,10 @@
 static ipcx_queue *q0;
 static _Atomic uint32_t *flag;
 static uint32_t round_no;
-static const ipcx_wait nb = { IPCX_WAIT_NONBLOCK, 0, -1 };
+static const ipcx_wait nb = {IPCX_WAIT_NONBLOCK, 0, -1};
 /* Generous bound for "returns instead of hanging": the liveness slice is
  * 40 ms; seconds only on a badly overloaded machine. */
-static const ipcx_wait bounded = { IPCX_WAIT_BLOCK, 0, 5000000000ll };
+static const ipcx_wait bounded = {IPCX_WAIT_BLOCK, 0, 5000000000ll};
 
 static void wait_flag(uint32_t v)
 {
@@ -56,7 +56,7 @@ static void killed_reservation(void)
 		uint64_t v = round_no;
 		T_CHECK_RC(ipcx_queue_send(p, &v, sizeof v, NULL), 0);
 		/* Held back behind the live producer's reservation. */
-		T_CHECK_RC(ipcx_queue_recv(c, &(char[64]){ 0 }, 64, &nb), -EAGAIN);
+		T_CHECK_RC(ipcx_queue_recv(c, &(char[64]){0}, 64, &nb), -EAGAIN);
 		T_CHECK(kill(pid, SIGKILL) == 0);
 		T_CHECK(t_wait(pid) == 128 + SIGKILL);
 		uint64_t t0 = t_now_ns(), got = 0;
@@ -70,8 +70,9 @@ static void killed_reservation(void)
 		ipcx_queue_stat(c, &st);
 		T_CHECK(st.skipped == round_no && st.depth == 0);
 	}
-	printf("100 producers killed holding a reservation: all skipped, slowest recovery %.1f ms\n",
-	       worst / 1e6);
+	printf(
+	    "100 producers killed holding a reservation: all skipped, slowest recovery %.1f ms\n",
+	    worst / 1e6);
 	ipcx_queue_close(p);
 	ipcx_queue_close(c);
 }
@@ -89,7 +90,7 @@ static int streaming_producer(void *arg)
 		return 10;
 	atomic_store(flag, round_no);
 	for (uint64_t s = 0;; s++) {
-		struct msg m = { s, ~s };
+		struct msg m = {s, ~s};
 		memset(m.fill, (int)(s & 0xff), sizeof m.fill);
 		if (ipcx_queue_send(q, &m, sizeof m, NULL))
 			return 11;
@@ -161,7 +162,7 @@ static int quitting_consumer(void *arg)
 
 static void dead_consumers(void)
 {
-	ipcx_queue_opts o = { .capacity = 4, .msg_max = 8 };
+	ipcx_queue_opts o = {.capacity = 4, .msg_max = 8};
 	ipcx_queue *p, *c;
 	T_CHECK_RC(ipcx_queue_create(&p, NULL, IPCX_QUEUE_PRODUCER, &o), 0);
 	T_CHECK_RC(ipcx_queue_open_fd(&c, ipcx_queue_fd(p), IPCX_QUEUE_CONSUMER, &nb), 0);
@@ -205,7 +206,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	flag = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	T_CHECK(flag != MAP_FAILED);
-	ipcx_queue_opts o = { .capacity = 8, .msg_max = 64 };
+	ipcx_queue_opts o = {.capacity = 8, .msg_max = 64};
 	T_CHECK_RC(ipcx_queue_create(&q0, NULL, 0, &o), 0);
 	int fds = t_count_fds();
 	killed_reservation();

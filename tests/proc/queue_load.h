@@ -37,8 +37,9 @@ static inline int ql_produce(ipcx_queue *q, uint32_t p, uint64_t per_producer)
 {
 	unsigned char buf[QL_MSG];
 	for (uint64_t s = 0; s < per_producer; s++) {
-		uint32_t len = (uint32_t)(sizeof(struct ql_msg) + 8 + s % (QL_MSG - sizeof(struct ql_msg) - 7));
-		struct ql_msg m = { p, len, s, ql_check(p, s) };
+		uint32_t len = (uint32_t)(sizeof(struct ql_msg) + 8 +
+					  s % (QL_MSG - sizeof(struct ql_msg) - 7));
+		struct ql_msg m = {p, len, s, ql_check(p, s)};
 		memcpy(buf, &m, sizeof m);
 		memcpy(buf + len - 8, &m.check, 8);
 		int rc = ipcx_queue_send(q, buf, len, NULL);
@@ -56,7 +57,7 @@ static inline int ql_consume(ipcx_queue *q, struct ql_shared *sh, uint64_t total
 	int64_t last[QL_MAX_PRODUCERS];
 	for (int i = 0; i < QL_MAX_PRODUCERS; i++)
 		last[i] = -1;
-	ipcx_wait w = { IPCX_WAIT_ADAPTIVE, 0, 20000000 };
+	ipcx_wait w = {IPCX_WAIT_ADAPTIVE, 0, 20000000};
 	while (atomic_load(&sh->received) < total) {
 		ssize_t n = ipcx_queue_recv(q, buf, sizeof buf, &w);
 		if (n == -ETIMEDOUT)

@@ -39,7 +39,7 @@ static void run(unsigned np, unsigned nc, uint32_t capacity)
 {
 	memset(sh, 0, sizeof *sh);
 	total = (uint64_t)np * PER_PRODUCER;
-	ipcx_queue_opts o = { .capacity = capacity, .msg_max = QL_MSG };
+	ipcx_queue_opts o = {.capacity = capacity, .msg_max = QL_MSG};
 	T_CHECK_RC(ipcx_queue_create(&q0, NULL, 0, &o), 0);
 	pid_t pids[16];
 	unsigned n = 0;
@@ -75,7 +75,7 @@ int main(void)
 	T_CHECK(sh != MAP_FAILED);
 	run(1, 1, 1024);
 	run(3, 2, 64);
-	run(2, 3, 4);	/* a tiny queue: full and empty all the time */
+	run(2, 3, 4); /* a tiny queue: full and empty all the time */
 	munmap(sh, sizeof *sh);
 	return T_PASS;
 }

@@ -40,16 +40,17 @@ int main(void)
 	t_watchdog(110);
 	sh = calloc(1, sizeof *sh);
 	T_CHECK(sh);
-	uint32_t caps[] = { 256, 4 };
+	uint32_t caps[] = {256, 4};
 	for (unsigned k = 0; k < 2; k++) {
 		memset(sh, 0, sizeof *sh);
-		ipcx_queue_opts o = { .capacity = caps[k], .msg_max = QL_MSG };
+		ipcx_queue_opts o = {.capacity = caps[k], .msg_max = QL_MSG};
 		T_CHECK_RC(ipcx_queue_create(&q0, NULL, 0, &o), 0);
 		pthread_t t[NP + NC];
 		for (unsigned i = 0; i < NC; i++)
 			T_CHECK(pthread_create(&t[i], NULL, consumer, NULL) == 0);
 		for (unsigned i = 0; i < NP; i++)
-			T_CHECK(pthread_create(&t[NC + i], NULL, producer, (void *)(uintptr_t)i) == 0);
+			T_CHECK(pthread_create(&t[NC + i], NULL, producer, (void *)(uintptr_t)i) ==
+				0);
 		for (unsigned i = 0; i < NP + NC; i++)
 			pthread_join(t[i], NULL);
 		T_CHECK(atomic_load(&sh->received) == (uint64_t)NP * PER_PRODUCER);

@@ -60,7 +60,7 @@ static void fallback(void)
 {
 	ipcx_region *r;
 	ipcx_region_info info;
-	ipcx_region_opts o = { .flags = IPCX_REGION_HUGE };
+	ipcx_region_opts o = {.flags = IPCX_REGION_HUGE};
 	const char *name = t_name("hf");
 	T_CHECK_RC(ipcx_region_create(&r, name, IPCX_KIND_RAW, 4 * MIB, &o), 0);
 	T_CHECK_RC(ipcx_region_stat(r, &info), 0);
@@ -94,7 +94,7 @@ static int with_pool(void *arg)
 	alarm(40);
 	ipcx_region *r;
 	ipcx_region_info info;
-	ipcx_region_opts o = { .flags = IPCX_REGION_HUGE_REQUIRE };
+	ipcx_region_opts o = {.flags = IPCX_REGION_HUGE_REQUIRE};
 	T_CHECK_RC(ipcx_region_create_anon(&r, IPCX_KIND_RAW, 3 * MIB, &o), 0);
 	T_CHECK_RC(ipcx_region_stat(r, &info), 0);
 	T_CHECK(info.huge == 1 && info.page_size == 2 * MIB && info.note[0] == 0);
@@ -137,7 +137,7 @@ static int thp(void *arg)
 	(void)arg;
 	ipcx_region *r;
 	ipcx_region_info info;
-	ipcx_region_opts o = { .flags = IPCX_REGION_THP | IPCX_REGION_PREFAULT };
+	ipcx_region_opts o = {.flags = IPCX_REGION_THP | IPCX_REGION_PREFAULT};
 	T_CHECK_RC(ipcx_region_create_anon(&r, IPCX_KIND_RAW, 16 * MIB, &o), 0);
 	T_CHECK_RC(ipcx_region_stat(r, &info), 0);
 	printf("shmem THP: huge=%d page_size=%llu note='%s'\n", info.huge,
@@ -170,7 +170,8 @@ int main(void)
 			if (st != T_PASS && st != T_SKIP)
 				rc = T_FAIL;
 		} else {
-			printf("SKIP part: could not raise the hugetlb pool to 8 free 2 MiB pages\n");
+			printf(
+			    "SKIP part: could not raise the hugetlb pool to 8 free 2 MiB pages\n");
 		}
 		write_file("/proc/sys/vm/nr_hugepages", old);
 	}

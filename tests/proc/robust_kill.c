@@ -18,7 +18,7 @@
 
 struct shared {
 	ipcx_robust_mutex m;
-	volatile uint64_t a, b; /* invariant under the lock: a == b */
+	volatile uint64_t a, b;	  /* invariant under the lock: a == b */
 	_Atomic uint32_t holding; /* round number the holder reached */
 };
 

@@ -15,18 +15,18 @@
 
 #include "testutil.h"
 
-static const ipcx_wait nb = { IPCX_WAIT_NONBLOCK, 0, -1 };
+static const ipcx_wait nb = {IPCX_WAIT_NONBLOCK, 0, -1};
 
 static void test_args(void **st)
 {
 	(void)st;
 	ipcx_queue *q = (ipcx_queue *)1;
-	ipcx_queue_opts o = { .capacity = 3 };
+	ipcx_queue_opts o = {.capacity = 3};
 	assert_int_equal(ipcx_queue_create(&q, NULL, IPCX_QUEUE_PRODUCER, &o), -EINVAL);
 	assert_null(q);
 	o.capacity = 1;
 	assert_int_equal(ipcx_queue_create(&q, NULL, IPCX_QUEUE_PRODUCER, &o), -EINVAL);
-	o = (ipcx_queue_opts){ .msg_max = IPCX_QUEUE_MSG_MAX + 1 };
+	o = (ipcx_queue_opts){.msg_max = IPCX_QUEUE_MSG_MAX + 1};
 	assert_int_equal(ipcx_queue_create(&q, NULL, IPCX_QUEUE_PRODUCER, &o), -EINVAL);
 	assert_int_equal(ipcx_queue_create(&q, NULL, 0x10, NULL), -EINVAL);
 	assert_int_equal(ipcx_queue_create(&q, "bad/name", IPCX_QUEUE_PRODUCER, NULL), -EINVAL);
@@ -47,7 +47,7 @@ static void test_fill_drain(void **st)
 	(void)st;
 	const char *name = t_name("q");
 	ipcx_queue *p, *c;
-	ipcx_queue_opts o = { .capacity = 8, .msg_max = 100 };
+	ipcx_queue_opts o = {.capacity = 8, .msg_max = 100};
 	int fds = t_count_fds();
 	assert_int_equal(ipcx_queue_create(&p, name, IPCX_QUEUE_PRODUCER, &o), 0);
 	assert_int_equal(ipcx_queue_open(&c, name, IPCX_QUEUE_CONSUMER, &nb), 0);
@@ -62,7 +62,8 @@ static void test_fill_drain(void **st)
 	for (int lap = 0; lap < 5; lap++) {
 		for (int i = 0; i < 8; i++) {
 			memset(buf, lap * 8 + i, sizeof buf);
-			assert_int_equal(ipcx_queue_send(p, buf, (size_t)(i * 14 + lap) % 101, &nb), 0);
+			assert_int_equal(ipcx_queue_send(p, buf, (size_t)(i * 14 + lap) % 101, &nb),
+					 0);
 		}
 		assert_int_equal(ipcx_queue_send(p, buf, 1, &nb), -EAGAIN);
 		ipcx_queue_stats s;
@@ -79,7 +80,7 @@ static void test_fill_drain(void **st)
 		assert_int_equal(ipcx_queue_recv(c, out, sizeof out, NULL), -EAGAIN);
 	}
 	uint64_t t0 = t_now_ns();
-	ipcx_wait dl = { IPCX_WAIT_BLOCK, 0, 20000000 };
+	ipcx_wait dl = {IPCX_WAIT_BLOCK, 0, 20000000};
 	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &dl), -ETIMEDOUT);
 	assert_true(t_now_ns() - t0 >= 20000000);
 	ipcx_queue_close(c);
@@ -93,7 +94,7 @@ static void test_zero_copy_and_skip(void **st)
 {
 	(void)st;
 	ipcx_queue *p, *p2, *c;
-	ipcx_queue_opts o = { .capacity = 4, .msg_max = 32 };
+	ipcx_queue_opts o = {.capacity = 4, .msg_max = 32};
 	assert_int_equal(ipcx_queue_create(&p, NULL, IPCX_QUEUE_PRODUCER, &o), 0);
 	int fd = ipcx_queue_fd(p);
 	assert_int_equal(ipcx_queue_open_fd(&p2, fd, IPCX_QUEUE_PRODUCER, &nb), 0);
@@ -133,7 +134,7 @@ static void test_zero_copy_and_skip(void **st)
 
 	/* Every producer gone and nothing queued: -EPIPE, not a hang. */
 	ipcx_queue_close(p);
-	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 5000000000ll };
+	ipcx_wait w = {IPCX_WAIT_BLOCK, 0, 5000000000ll};
 	uint64_t t0 = t_now_ns();
 	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -EPIPE);
 	assert_true(t_now_ns() - t0 < 1000000000ull);
@@ -152,19 +153,20 @@ static void test_corrupt_header(void **st)
 		uint32_t val;
 		int want;
 	} cases[] = {
-		{ 4096 + 0, 0x12345678, -EBADMSG },	     /* magic */
-		{ 4096 + 8, 7, -EPROTONOSUPPORT },	     /* abi */
-		{ 4096 + 12, 1000, -EBADMSG },		     /* capacity not a power of two */
-		{ 4096 + 12, 1u << 20, -EBADMSG },	     /* capacity beyond the object */
-		{ 4096 + 16, 0, -EBADMSG },		     /* msg_max */
-		{ 4096 + 20, 8, -EBADMSG },		     /* stride below msg_max */
-		{ 4096 + 24, 12345, -EBADMSG },		     /* slots_off */
+	    {4096 + 0, 0x12345678, -EBADMSG}, /* magic */
+	    {4096 + 8, 7, -EPROTONOSUPPORT},  /* abi */
+	    {4096 + 12, 1000, -EBADMSG},      /* capacity not a power of two */
+	    {4096 + 12, 1u << 20, -EBADMSG},  /* capacity beyond the object */
+	    {4096 + 16, 0, -EBADMSG},	      /* msg_max */
+	    {4096 + 20, 8, -EBADMSG},	      /* stride below msg_max */
+	    {4096 + 24, 12345, -EBADMSG},     /* slots_off */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		uint32_t orig;
 		assert_int_equal(pread(fd, &orig, 4, cases[i].off), 4);
 		assert_int_equal(pwrite(fd, &cases[i].val, 4, cases[i].off), 4);
-		assert_int_equal(ipcx_queue_open_fd(&c, fd, IPCX_QUEUE_CONSUMER, NULL), cases[i].want);
+		assert_int_equal(ipcx_queue_open_fd(&c, fd, IPCX_QUEUE_CONSUMER, NULL),
+				 cases[i].want);
 		assert_null(c);
 		assert_int_equal(pwrite(fd, &orig, 4, cases[i].off), 4);
 	}
@@ -216,9 +218,9 @@ static int use_inherited(void *arg)
 static void test_fork_inherited(void **st)
 {
 	(void)st;
-	assert_int_equal(ipcx_queue_create(&inherited, NULL,
-					   IPCX_QUEUE_PRODUCER | IPCX_QUEUE_CONSUMER, NULL),
-			 0);
+	assert_int_equal(
+	    ipcx_queue_create(&inherited, NULL, IPCX_QUEUE_PRODUCER | IPCX_QUEUE_CONSUMER, NULL),
+	    0);
 	assert_int_equal(t_wait(t_spawn(use_inherited, NULL)), 0);
 	ipcx_queue_stats s;
 	ipcx_queue_stat(inherited, &s);
@@ -235,12 +237,12 @@ int main(void)
 {
 	t_watchdog(50);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_args),
-		cmocka_unit_test(test_fill_drain),
-		cmocka_unit_test(test_zero_copy_and_skip),
-		cmocka_unit_test(test_corrupt_header),
-		cmocka_unit_test(test_too_many_peers),
-		cmocka_unit_test(test_fork_inherited),
+	    cmocka_unit_test(test_args),
+	    cmocka_unit_test(test_fill_drain),
+	    cmocka_unit_test(test_zero_copy_and_skip),
+	    cmocka_unit_test(test_corrupt_header),
+	    cmocka_unit_test(test_too_many_peers),
+	    cmocka_unit_test(test_fork_inherited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,10 +158,13 @@ int main(void)
 {
 	t_watchdog(50);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_layout),	 cmocka_unit_test(test_spin_and_mutex),
-		cmocka_unit_test(test_sem),	 cmocka_unit_test(test_cond_event),
-		cmocka_unit_test(test_adapters), cmocka_unit_test(test_robust_single),
-		cmocka_unit_test(test_lock_interface),
+	    cmocka_unit_test(test_layout),
+	    cmocka_unit_test(test_spin_and_mutex),
+	    cmocka_unit_test(test_sem),
+	    cmocka_unit_test(test_cond_event),
+	    cmocka_unit_test(test_adapters),
+	    cmocka_unit_test(test_robust_single),
+	    cmocka_unit_test(test_lock_interface),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

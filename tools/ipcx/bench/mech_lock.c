@@ -4,10 +4,10 @@
  *
  * Ping-pong through three locks (lockhandoff.h), never anything else: every
  * "send" releases a lock the other process is blocked acquiring, every
- * "recv" is that acquisition.  The message itself sits in a shared buffer written under the lock before
- * the release and read after the acquisition, so the usual stamp check
- * proves the hand-off carried the data.  The one-way latency reported is
- * therefore one unlock-to-lock hand-off plus a 64-byte copy.
+ * "recv" is that acquisition.  The message itself sits in a shared buffer written under the lock
+ * before the release and read after the acquisition, so the usual stamp check proves the hand-off
+ * carried the data.  The one-way latency reported is therefore one unlock-to-lock hand-off plus a
+ * 64-byte copy.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,8 +39,8 @@ static int lock_setup(const struct bench_case *c, void **state, uint32_t kind)
 	if (!s)
 		return -ENOMEM;
 	s->kind = kind;
-	s->sh = mmap(NULL, sizeof *s->sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-		     0);
+	s->sh =
+	    mmap(NULL, sizeof *s->sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s->sh == MAP_FAILED) {
 		free(s);
 		return -errno;
@@ -86,22 +86,28 @@ static void lock_teardown(void *state)
 	free(s);
 }
 
-#define LOCK_MECH(var, nm, ord, kind, text)                                                  \
-	static int var##_setup(const struct bench_case *c, void **state, char *why,         \
-			       size_t whylen)                                                \
-	{                                                                                    \
-		(void)why;                                                                   \
-		(void)whylen;                                                                \
-		return lock_setup(c, state, kind);                                           \
-	}                                                                                    \
-	static const struct bench_mech var = {                                               \
-		.name = nm, .desc = text, .order = ord, .modes = BENCH_PINGPONG,             \
-		.max_size = MSG_MAX, .in_default = 1, .setup = var##_setup,                  \
-		.attach = lock_attach, .send = lock_send, .recv = lock_recv,                 \
-		.teardown = lock_teardown,                                                   \
-		.note = "lock-*: one-way = one unlock-to-lock hand-off between processes "  \
-			"(three locks in rotation) plus the message copy",                   \
-	};                                                                                   \
+#define LOCK_MECH(var, nm, ord, kind, text)                                                        \
+	static int var##_setup(const struct bench_case *c, void **state, char *why, size_t whylen) \
+	{                                                                                          \
+		(void)why;                                                                         \
+		(void)whylen;                                                                      \
+		return lock_setup(c, state, kind);                                                 \
+	}                                                                                          \
+	static const struct bench_mech var = {                                                     \
+	    .name = nm,                                                                            \
+	    .desc = text,                                                                          \
+	    .order = ord,                                                                          \
+	    .modes = BENCH_PINGPONG,                                                               \
+	    .max_size = MSG_MAX,                                                                   \
+	    .in_default = 1,                                                                       \
+	    .setup = var##_setup,                                                                  \
+	    .attach = lock_attach,                                                                 \
+	    .send = lock_send,                                                                     \
+	    .recv = lock_recv,                                                                     \
+	    .teardown = lock_teardown,                                                             \
+	    .note = "lock-*: one-way = one unlock-to-lock hand-off between processes "             \
+		    "(three locks in rotation) plus the message copy",                             \
+	};                                                                                         \
 	BENCH_MECH(var)
 
 LOCK_MECH(lock_spin, "lock-spin", 30, IPCX_LOCK_SPIN, "lock hand-off: ipcx spinlock (TTAS)")

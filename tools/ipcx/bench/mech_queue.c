@@ -30,8 +30,9 @@ static int queue_setup(const struct bench_case *c, void **state, char *why, size
 	uint32_t cap = 1024;
 	while (cap > 4 && (uint64_t)cap * (c->size + 64) > QUEUE_BYTES)
 		cap /= 2;
-	ipcx_queue_opts o = { .capacity = cap, .msg_max = (uint32_t)c->size,
-			      .region = { .flags = IPCX_REGION_PREFAULT } };
+	ipcx_queue_opts o = {.capacity = cap,
+			     .msg_max = (uint32_t)c->size,
+			     .region = {.flags = IPCX_REGION_PREFAULT}};
 	int dirs = c->mode == BENCH_PINGPONG ? 2 : 1, rc = 0;
 	for (int d = 0; d < dirs && !rc; d++)
 		rc = ipcx_queue_create(&s->create[d], NULL, 0, &o);
@@ -101,19 +102,19 @@ static void queue_teardown(void *state)
 }
 
 static const struct bench_mech queue_mech = {
-	.name = "ipcx-queue",
-	.desc = "ipcx MPMC queue (per-slot sequence numbers), adaptive waits; N:M streams",
-	.order = 20,
-	.modes = BENCH_PINGPONG | BENCH_STREAM,
-	.max_producers = 8,
-	.max_consumers = 8,
-	.max_size = 1u << 20,
-	.in_default = 1,
-	.setup = queue_setup,
-	.attach = queue_attach,
-	.send = queue_send,
-	.recv = queue_recv,
-	.detach = queue_detach,
-	.teardown = queue_teardown,
+    .name = "ipcx-queue",
+    .desc = "ipcx MPMC queue (per-slot sequence numbers), adaptive waits; N:M streams",
+    .order = 20,
+    .modes = BENCH_PINGPONG | BENCH_STREAM,
+    .max_producers = 8,
+    .max_consumers = 8,
+    .max_size = 1u << 20,
+    .in_default = 1,
+    .setup = queue_setup,
+    .attach = queue_attach,
+    .send = queue_send,
+    .recv = queue_recv,
+    .detach = queue_detach,
+    .teardown = queue_teardown,
 };
 BENCH_MECH(queue_mech)

@@ -93,14 +93,14 @@ static int interferer(void *arg)
 		return 1;
 	sh->i_got[0] = pop(0, NULL); /* A */
 	sh->i_got[1] = pop(0, NULL); /* B: in use from now on */
-	push(sh->i_got[0]);          /* A goes back */
+	push(sh->i_got[0]);	     /* A goes back */
 	atomic_store(&sh->step, 2);
 	return 0;
 }
 
 static const char *node_name(uint32_t i)
 {
-	static const char *const n[] = { "-", "A", "B", "C" };
+	static const char *const n[] = {"-", "A", "B", "C"};
 	return i < NODES ? n[i] : "?";
 }
 
@@ -117,7 +117,7 @@ static int schedule(struct lab_out *out, const char *label)
 	int sv = pv > 0 ? lab_wait(pv, 10000) : -1, si = pi > 0 ? lab_wait(pi, 10000) : -1;
 	if (sv || si)
 		return -1;
-	unsigned owners[NODES] = { 0 };
+	unsigned owners[NODES] = {0};
 	char stack[64] = "";
 	uint64_t top = atomic_load(&sh->top);
 	uint32_t idx = (uint32_t)top;
@@ -139,7 +139,8 @@ static int schedule(struct lab_out *out, const char *label)
 	for (uint32_t i = 1; i < NODES; i++) {
 		if (owners[i] != 1) {
 			snprintf(key, sizeof key, "%s: node %s", label, node_name(i));
-			lab_fact(out, key, "%s", owners[i] ? "both on the stack and in use" : "lost");
+			lab_fact(out, key, "%s",
+				 owners[i] ? "both on the stack and in use" : "lost");
 			sound = 0;
 		}
 	}
@@ -158,8 +159,9 @@ static int run(struct lab_out *out)
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -errno;
-	lab_fact(out, "schedule", "V reads top=A, next=B and stalls; I pops A, pops B, pushes A; "
-				  "V's CAS(A -> B) runs");
+	lab_fact(out, "schedule",
+		 "V reads top=A, next=B and stalls; I pops A, pops B, pushes A; "
+		 "V's CAS(A -> B) runs");
 	tagged = 0;
 	int naive = schedule(out, "bare index");
 	tagged = 1;
@@ -168,22 +170,22 @@ static int run(struct lab_out *out)
 	if (naive < 0 || fixed < 0)
 		return -EIO;
 	if (!naive && fixed)
-		lab_verdict(out, LAB_HOLDS,
-			    "with a bare index the stalled CAS succeeded and left a node in use on the "
-			    "stack; with a version next to the index the same CAS failed, was retried, "
-			    "and every node stayed accounted for once");
+		lab_verdict(
+		    out, LAB_HOLDS,
+		    "with a bare index the stalled CAS succeeded and left a node in use on the "
+		    "stack; with a version next to the index the same CAS failed, was retried, "
+		    "and every node stayed accounted for once");
 	else
-		lab_verdict(out, LAB_DOES_NOT_HOLD,
-			    "the forced schedule did not %s",
+		lab_verdict(out, LAB_DOES_NOT_HOLD, "the forced schedule did not %s",
 			    naive ? "corrupt the naive stack" : "leave the fixed stack sound");
 	return 0;
 }
 
 static const struct lab_experiment aba = {
-	.name = "aba",
-	.claim = "A lock-free stack whose CAS compares only the top pointer is corrupted by the "
-		 "ABA interleaving; pairing the pointer with a version counter prevents it",
-	.order = 32,
-	.run = run,
+    .name = "aba",
+    .claim = "A lock-free stack whose CAS compares only the top pointer is corrupted by the "
+	     "ABA interleaving; pairing the pointer with a version counter prevents it",
+    .order = 32,
+    .run = run,
 };
 LAB_EXPERIMENT(aba)

@@ -70,7 +70,7 @@ struct walk {
 
 static struct walk walk(char *base, uint64_t start, int perf_fd)
 {
-	struct walk w = { 0, -1 };
+	struct walk w = {0, -1};
 	uint64_t off = start;
 	/* warm: one pass over a part, so page faults are not measured */
 	for (uint32_t i = 0; i < STEPS / 8; i++)
@@ -143,7 +143,8 @@ static int run(struct lab_out *out)
 		snprintf(want, sizeof want, "%ld", atol(old_pool) + (long)(WALK_BYTES >> 21) + 2);
 		raised = write_str(pool, want) == 0;
 		if (!raised)
-			lab_fact(out, "hugetlb pool", "cannot be raised here (%s); as root: echo %s > %s",
+			lab_fact(out, "hugetlb pool",
+				 "cannot be raised here (%s); as root: echo %s > %s",
 				 strerror(errno), want, pool);
 	}
 
@@ -151,16 +152,16 @@ static int run(struct lab_out *out)
 		const char *label;
 		uint32_t flags;
 	} kinds[] = {
-		{ "4 KiB pages", IPCX_REGION_PREFAULT },
-		{ "hugetlb", IPCX_REGION_HUGE_REQUIRE | IPCX_REGION_PREFAULT },
-		{ "transparent huge pages", IPCX_REGION_THP | IPCX_REGION_PREFAULT },
+	    {"4 KiB pages", IPCX_REGION_PREFAULT},
+	    {"hugetlb", IPCX_REGION_HUGE_REQUIRE | IPCX_REGION_PREFAULT},
+	    {"transparent huge pages", IPCX_REGION_THP | IPCX_REGION_PREFAULT},
 	};
 	double base_ns = 0, best_huge = 0;
 	const char *best_label = NULL;
 	char key[96];
 	for (unsigned k = 0; k < 3; k++) {
 		ipcx_region *r;
-		ipcx_region_opts o = { .flags = kinds[k].flags };
+		ipcx_region_opts o = {.flags = kinds[k].flags};
 		int rc = ipcx_region_create_anon(&r, IPCX_KIND_RAW, WALK_BYTES, &o);
 		if (rc) {
 			snprintf(key, sizeof key, "%s", kinds[k].label);
@@ -178,13 +179,15 @@ static int run(struct lab_out *out)
 		struct walk w = walk(base, line[0], pfd);
 		snprintf(key, sizeof key, "%s", kinds[k].label);
 		if (info.page_size <= PAGE && k > 0) {
-			lab_fact(out, key, "not obtained: %s", info.note[0] ? info.note : "4 KiB pages");
+			lab_fact(out, key, "not obtained: %s",
+				 info.note[0] ? info.note : "4 KiB pages");
 			ipcx_region_close(r);
 			continue;
 		}
 		if (w.dtlb_misses >= 0)
-			lab_fact(out, key, "%.1f ns/access, %.3f dTLB misses/access, page size %llu KiB "
-					   "(read back)",
+			lab_fact(out, key,
+				 "%.1f ns/access, %.3f dTLB misses/access, page size %llu KiB "
+				 "(read back)",
 				 w.ns_per_step, (double)w.dtlb_misses / STEPS,
 				 (unsigned long long)info.page_size >> 10);
 		else
@@ -206,32 +209,35 @@ static int run(struct lab_out *out)
 	free(line);
 
 	if (!best_label || base_ns <= 0) {
-		lab_verdict(out, LAB_INCONCLUSIVE,
-			    "no huge-page backing could be had here: raise a hugetlb pool (echo N > "
-			    "/proc/sys/vm/nr_hugepages) or allow shmem THP (echo advise > "
-			    "/sys/kernel/mm/transparent_hugepage/shmem_enabled) and run again");
+		lab_verdict(
+		    out, LAB_INCONCLUSIVE,
+		    "no huge-page backing could be had here: raise a hugetlb pool (echo N > "
+		    "/proc/sys/vm/nr_hugepages) or allow shmem THP (echo advise > "
+		    "/sys/kernel/mm/transparent_hugepage/shmem_enabled) and run again");
 		return 0;
 	}
 	double gain = base_ns / best_huge;
 	lab_fact(out, "4 KiB / best huge", "%.2fx", gain);
 	if (gain > 1.1)
-		lab_verdict(out, LAB_HOLDS,
-			    "each random access took %.1f ns on 4 KiB pages and %.1f ns on %s (%.2fx): "
-			    "the difference is what the 4 KiB pages' TLB misses cost in page walks%s",
-			    base_ns, best_huge, best_label, gain,
-			    pfd < 0 ? " (TLB counters unavailable: inferred from time only)" : "");
+		lab_verdict(
+		    out, LAB_HOLDS,
+		    "each random access took %.1f ns on 4 KiB pages and %.1f ns on %s (%.2fx): "
+		    "the difference is what the 4 KiB pages' TLB misses cost in page walks%s",
+		    base_ns, best_huge, best_label, gain,
+		    pfd < 0 ? " (TLB counters unavailable: inferred from time only)" : "");
 	else
-		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
-			    "huge pages (%s) changed the cost of a random access only %.2fx (%.1f vs "
-			    "%.1f ns): on this machine the cache misses dominate the page walks",
-			    best_label, gain, best_huge, base_ns);
+		lab_verdict(
+		    out, LAB_HOLDS_WITH_CORRECTIONS,
+		    "huge pages (%s) changed the cost of a random access only %.2fx (%.1f vs "
+		    "%.1f ns): on this machine the cache misses dominate the page walks",
+		    best_label, gain, best_huge, base_ns);
 	return 0;
 }
 
 static const struct lab_experiment hugepages = {
-	.name = "hugepages",
-	.claim = "Huge pages make random access over a large region faster by cutting TLB misses",
-	.order = 33,
-	.run = run,
+    .name = "hugepages",
+    .claim = "Huge pages make random access over a large region faster by cutting TLB misses",
+    .order = 33,
+    .run = run,
 };
 LAB_EXPERIMENT(hugepages)

@@ -45,7 +45,7 @@ static int become(int prio)
 	CPU_ZERO(&set);
 	CPU_SET(sh->cpu, &set);
 	sched_setaffinity(0, sizeof set, &set);
-	struct sched_param sp = { .sched_priority = prio };
+	struct sched_param sp = {.sched_priority = prio};
 	if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) {
 		atomic_store(&sh->denied, (uint32_t)errno);
 		atomic_fetch_add(&sh->ready, 1);
@@ -99,7 +99,7 @@ static int wait_flag(_Atomic uint32_t *f, uint32_t want)
 	while (atomic_load(f) < want) {
 		if (lab_now_ns() - t0 > 3e9)
 			return -1;
-		struct timespec ts = { 0, 100000 };
+		struct timespec ts = {0, 100000};
 		nanosleep(&ts, NULL);
 	}
 	return 0;
@@ -127,7 +127,7 @@ static double scenario(uint32_t flags, int *denied_errno)
 			if (wait_flag(&sh->l_locked, 1) == 0) {
 				ipcx_event_set(&sh->go_h);
 				if (wait_flag(&sh->h_waiting, 1) == 0) {
-					struct timespec ts = { 0, 2000000 }; /* H is blocked by now */
+					struct timespec ts = {0, 2000000}; /* H is blocked by now */
 					nanosleep(&ts, NULL);
 					ipcx_event_set(&sh->go_m);
 					res = 0;
@@ -168,8 +168,9 @@ static int run(struct lab_out *out)
 		CPU_SET(other, &set);
 		sched_setaffinity(0, sizeof set, &set);
 	}
-	lab_fact(out, "setup", "L (FIFO %d) locks and works %.0f ms of CPU; H (FIFO %d) blocks on "
-			       "the lock; M (FIFO %d) then spins %.0f ms; all on CPU %d",
+	lab_fact(out, "setup",
+		 "L (FIFO %d) locks and works %.0f ms of CPU; H (FIFO %d) blocks on "
+		 "the lock; M (FIFO %d) then spins %.0f ms; all on CPU %d",
 		 PRIO_L, CS_NS / 1e6, PRIO_H, PRIO_M, M_NS / 1e6, sh->cpu);
 	int denied = 0;
 	double without = scenario(IPCX_ROBUST_NO_PI, &denied);
@@ -177,8 +178,9 @@ static int run(struct lab_out *out)
 	sched_setaffinity(0, sizeof saved, &saved);
 	munmap(sh, sizeof *sh);
 	if (without == -2 || with == -2) {
-		lab_fact(out, "SCHED_FIFO", "not permitted here (%s); needs root or CAP_SYS_NICE "
-					    "(or an RLIMIT_RTPRIO)",
+		lab_fact(out, "SCHED_FIFO",
+			 "not permitted here (%s); needs root or CAP_SYS_NICE "
+			 "(or an RLIMIT_RTPRIO)",
 			 strerror(denied));
 		lab_verdict(out, LAB_INCONCLUSIVE,
 			    "could not run real-time priorities; with them, H would wait about M's "
@@ -208,10 +210,10 @@ static int run(struct lab_out *out)
 }
 
 static const struct lab_experiment priority_inversion = {
-	.name = "priority-inversion",
-	.claim = "A low-priority lock holder preempted by a medium-priority process blocks a "
-		 "high-priority waiter indefinitely; priority inheritance bounds the wait",
-	.order = 34,
-	.run = run,
+    .name = "priority-inversion",
+    .claim = "A low-priority lock holder preempted by a medium-priority process blocks a "
+	     "high-priority waiter indefinitely; priority inheritance bounds the wait",
+    .order = 34,
+    .run = run,
 };
 LAB_EXPERIMENT(priority_inversion)

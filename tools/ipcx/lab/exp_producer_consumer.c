@@ -79,7 +79,7 @@ static int producer(void *arg)
 		return 1;
 	start_line();
 	for (uint64_t s = 0; s < ITEMS; s++) {
-		struct item it = { p, 0, s };
+		struct item it = {p, 0, s};
 		if (!use_queue)
 			put(it);
 		else if (ipcx_queue_send(q, &it, sizeof it, NULL))
@@ -138,7 +138,7 @@ static double children_cpu_ns(void)
 /* queue: 0 semaphores, else the queue with that wait mode */
 static struct result run_one(int queue, int producers, int consumers)
 {
-	struct result r = { 0 };
+	struct result r = {0};
 	memset(sh, 0, sizeof *sh);
 	use_queue = queue;
 	qwait = (ipcx_wait)IPCX_WAIT_INIT((uint32_t)queue);
@@ -149,7 +149,7 @@ static struct result run_one(int queue, int producers, int consumers)
 		    ipcx_psem_init(&sh->mutex, 1))
 			return r;
 	} else {
-		ipcx_queue_opts o = { .capacity = SLOTS, .msg_max = sizeof(struct item) };
+		ipcx_queue_opts o = {.capacity = SLOTS, .msg_max = sizeof(struct item)};
 		if (ipcx_queue_create(&q0, NULL, IPCX_QUEUE_PRODUCER, &o))
 			return r;
 	}
@@ -169,7 +169,7 @@ static struct result run_one(int queue, int producers, int consumers)
 		bad |= lab_wait(pids[consumers + i], 30000) != 0;
 	/* One stop item per consumer after all the data. */
 	for (int i = 0; i < consumers; i++) {
-		struct item stop = { 0, 1, 0 };
+		struct item stop = {0, 1, 0};
 		if (!queue)
 			put(stop);
 		else
@@ -211,7 +211,7 @@ static int run(struct lab_out *out)
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -errno;
-	static const int shapes[][2] = { { 1, 1 }, { 2, 2 }, { 4, 4 } };
+	static const int shapes[][2] = {{1, 1}, {2, 2}, {4, 4}};
 	lab_fact(out, "workload", "%u items per producer, %d-slot buffer, 16-byte items, processes",
 		 ITEMS, SLOTS);
 	int all_correct = 1, faster = 0;
@@ -246,29 +246,32 @@ static int run(struct lab_out *out)
 	}
 	munmap(sh, sizeof *sh);
 	if (!all_correct) {
-		lab_verdict(out, LAB_DOES_NOT_HOLD, "a solution lost, duplicated or reordered items");
+		lab_verdict(out, LAB_DOES_NOT_HOLD,
+			    "a solution lost, duplicated or reordered items");
 		return 0;
 	}
 	if (faster == 3)
-		lab_verdict(out, LAB_HOLDS,
-			    "both are correct; the queue (its better wait policy) moved %.1fx to "
-			    "%.1fx the semaphore solution's items per second across the three shapes",
-			    ratio_min, ratio_max);
+		lab_verdict(
+		    out, LAB_HOLDS,
+		    "both are correct; the queue (its better wait policy) moved %.1fx to "
+		    "%.1fx the semaphore solution's items per second across the three shapes",
+		    ratio_min, ratio_max);
 	else
-		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
-			    "both are correct, but the queue (its better wait policy) was faster "
-			    "in only %d of 3 shapes (%.2fx to %.2fx): lock-free is not automatically "
-			    "faster when processes share CPUs, since waiting costs the same wake-ups "
-			    "and a producer preempted mid-publish holds consumers back",
-			    faster, ratio_min, ratio_max);
+		lab_verdict(
+		    out, LAB_HOLDS_WITH_CORRECTIONS,
+		    "both are correct, but the queue (its better wait policy) was faster "
+		    "in only %d of 3 shapes (%.2fx to %.2fx): lock-free is not automatically "
+		    "faster when processes share CPUs, since waiting costs the same wake-ups "
+		    "and a producer preempted mid-publish holds consumers back",
+		    faster, ratio_min, ratio_max);
 	return 0;
 }
 
 static const struct lab_experiment producer_consumer = {
-	.name = "producer-consumer",
-	.claim = "The bounded buffer needs two counting semaphores and a mutex; a lock-free queue "
-		 "solves it correctly without them, and faster",
-	.order = 31,
-	.run = run,
+    .name = "producer-consumer",
+    .claim = "The bounded buffer needs two counting semaphores and a mutex; a lock-free queue "
+	     "solves it correctly without them, and faster",
+    .order = 31,
+    .run = run,
 };
 LAB_EXPERIMENT(producer_consumer)

@@ -20,11 +20,11 @@
 #include "lab.h"
 
 #define MAXP 16
-#define RUN_NS 150000000.0  /* each throughput run */
+#define RUN_NS 150000000.0 /* each throughput run */
 #define HANDOFF_NS 100000000.0
 #define MAX_RT 20000
 
-static const uint32_t kinds[] = { IPCX_LOCK_SPIN, IPCX_LOCK_MUTEX, IPCX_LOCK_PSEM, IPCX_LOCK_SYSV };
+static const uint32_t kinds[] = {IPCX_LOCK_SPIN, IPCX_LOCK_MUTEX, IPCX_LOCK_PSEM, IPCX_LOCK_SYSV};
 #define NKINDS 4
 
 struct svs {
@@ -96,8 +96,8 @@ static int contender(void *arg)
 }
 
 struct tp {
-	double rate;     /* acquisitions per second */
-	double cpu_ns;   /* CPU time per acquisition */
+	double rate;	 /* acquisitions per second */
+	double cpu_ns;	 /* CPU time per acquisition */
 	double fairness; /* least / most acquisitions among the processes */
 	int ok;
 };
@@ -112,7 +112,7 @@ static double children_cpu_ns(void)
 
 static struct tp throughput(uint32_t kind, int nprocs, int ncpu, const int *cpu)
 {
-	struct tp r = { 0 };
+	struct tp r = {0};
 	memset(sh, 0, sizeof *sh);
 	if (ipcx_lock_init(&sh->lock, kind))
 		return r;
@@ -132,7 +132,7 @@ static struct tp throughput(uint32_t kind, int nprocs, int ncpu, const int *cpu)
 		sched_yield();
 	t0 = lab_now_ns();
 	atomic_store(&sh->go, 1);
-	struct timespec ts = { 0, (long)RUN_NS };
+	struct timespec ts = {0, (long)RUN_NS};
 	nanosleep(&ts, NULL);
 	atomic_store(&sh->stop, 1);
 	int bad = n != nprocs;
@@ -204,7 +204,8 @@ static double handoff_p50(uint32_t kind, int cpu_a, int cpu_b, unsigned *rounds)
 			uint32_t *v = malloc(n * sizeof *v);
 			if (v) {
 				memcpy(v, sh->rt_ns, n * sizeof *v);
-				for (uint32_t i = 1; i < n; i++) { /* insertion sort: n is small enough */
+				for (uint32_t i = 1; i < n;
+				     i++) { /* insertion sort: n is small enough */
 					uint32_t x = v[i], j = i;
 					while (j > 0 && v[j - 1] > x) {
 						v[j] = v[j - 1];
@@ -281,7 +282,8 @@ static int run(struct lab_out *out)
 		ipcx_lock_destroy(&sh->lock);
 		if (kinds[k] == IPCX_LOCK_MUTEX)
 			mutex_ns = v;
-		snprintf(key, sizeof key, "uncontended lock+unlock %s", ipcx_lock_kind_name(kinds[k]));
+		snprintf(key, sizeof key, "uncontended lock+unlock %s",
+			 ipcx_lock_kind_name(kinds[k]));
 		lab_fact_num(out, key, v, "ns");
 	}
 	lab_fact(out, "futex mutex vs bare pair", "%.2fx", mutex_ns / bare);
@@ -303,7 +305,7 @@ static int run(struct lab_out *out)
 	}
 
 	/* Throughput, 2 processes up to 4x the CPUs. */
-	int counts[3] = { 2, ncpu > 2 ? ncpu : 4, 4 * ncpu > MAXP ? MAXP : 4 * ncpu };
+	int counts[3] = {2, ncpu > 2 ? ncpu : 4, 4 * ncpu > MAXP ? MAXP : 4 * ncpu};
 	if (counts[1] == counts[0])
 		counts[1] = 2 * ncpu;
 	struct tp tp[NKINDS][3];
@@ -313,14 +315,16 @@ static int run(struct lab_out *out)
 			tp[k][c] = throughput(kinds[k], counts[c], ncpu, cpu);
 			if (!tp[k][c].ok) {
 				broken = 1;
-				lab_fact(out, "error", "%s with %d processes: count mismatch or a process failed",
+				lab_fact(out, "error",
+					 "%s with %d processes: count mismatch or a process failed",
 					 ipcx_lock_kind_name(kinds[k]), counts[c]);
 				continue;
 			}
-			snprintf(key, sizeof key, "%s, %d processes%s", ipcx_lock_kind_name(kinds[k]),
-				 counts[c], counts[c] <= ncpu ? " (own CPUs)" : " (> CPUs)");
-			lab_fact(out, key, "%.3g acq/s, %.0f ns CPU/acq, fairness %.2f", tp[k][c].rate,
-				 tp[k][c].cpu_ns, tp[k][c].fairness);
+			snprintf(key, sizeof key, "%s, %d processes%s",
+				 ipcx_lock_kind_name(kinds[k]), counts[c],
+				 counts[c] <= ncpu ? " (own CPUs)" : " (> CPUs)");
+			lab_fact(out, key, "%.3g acq/s, %.0f ns CPU/acq, fairness %.2f",
+				 tp[k][c].rate, tp[k][c].cpu_ns, tp[k][c].fairness);
 		}
 	}
 	munmap(sh, sizeof *sh);
@@ -339,33 +343,34 @@ static int run(struct lab_out *out)
 	int collapses = ho_spin_ratio > 10;
 	lab_fact(out, "spinlock vs best semaphore, 2 processes on own CPUs", "%.2fx throughput",
 		 spin_ded / sem_ded);
-	lab_fact(out, "spinlock vs futex mutex hand-off on one CPU", "%.0fx slower",
-		 ho_spin_ratio);
+	lab_fact(out, "spinlock vs futex mutex hand-off on one CPU", "%.0fx slower", ho_spin_ratio);
 	lab_fact(out, "futex mutex vs best, own CPUs / oversubscribed", "%.2fx / %.2fx",
 		 tp[1][0].rate / best_ded, tp[1][2].rate / best_over);
 	if (ahead && collapses)
-		lab_verdict(out, LAB_HOLDS,
-			    "on dedicated CPUs the spinlock moved %.2fx the semaphores' acquisitions; "
-			    "squeezed onto one CPU its hand-off took %.0fx the futex mutex's "
-			    "(%.0f vs %.0f ns) because the waiter spins out its time slice; the futex "
-			    "mutex reached %.2fx / %.2fx of the best throughput (own CPUs / "
-			    "oversubscribed)",
-			    spin_ded / sem_ded, ho_spin_ratio, ho1[0], ho1[1],
-			    tp[1][0].rate / best_ded, tp[1][2].rate / best_over);
+		lab_verdict(
+		    out, LAB_HOLDS,
+		    "on dedicated CPUs the spinlock moved %.2fx the semaphores' acquisitions; "
+		    "squeezed onto one CPU its hand-off took %.0fx the futex mutex's "
+		    "(%.0f vs %.0f ns) because the waiter spins out its time slice; the futex "
+		    "mutex reached %.2fx / %.2fx of the best throughput (own CPUs / "
+		    "oversubscribed)",
+		    spin_ded / sem_ded, ho_spin_ratio, ho1[0], ho1[1], tp[1][0].rate / best_ded,
+		    tp[1][2].rate / best_over);
 	else
-		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
-			    "spinlock vs semaphores on own CPUs: %.2fx throughput; spinlock hand-off "
-			    "on one CPU: %.0fx the futex mutex's; the claim's %s part did not show "
-			    "in this run (noisy or shared machine?)",
-			    spin_ded / sem_ded, ho_spin_ratio, ahead ? "collapse" : "spinning-wins");
+		lab_verdict(
+		    out, LAB_HOLDS_WITH_CORRECTIONS,
+		    "spinlock vs semaphores on own CPUs: %.2fx throughput; spinlock hand-off "
+		    "on one CPU: %.0fx the futex mutex's; the claim's %s part did not show "
+		    "in this run (noisy or shared machine?)",
+		    spin_ded / sem_ded, ho_spin_ratio, ahead ? "collapse" : "spinning-wins");
 	return 0;
 }
 
 static const struct lab_experiment spin_vs_sem = {
-	.name = "spin-vs-sem",
-	.claim = "Spinlocks beat semaphores for short critical sections on a multiprocessor, but "
-		 "waste CPU and collapse when processes outnumber CPUs",
-	.order = 30,
-	.run = run,
+    .name = "spin-vs-sem",
+    .claim = "Spinlocks beat semaphores for short critical sections on a multiprocessor, but "
+	     "waste CPU and collapse when processes outnumber CPUs",
+    .order = 30,
+    .run = run,
 };
 LAB_EXPERIMENT(spin_vs_sem)
