@@ -5,6 +5,8 @@
 #include <ipcx/common.h>
 #include <ipcx/region.h>
 #include <ipcx/ring.h>
+#include <ipcx/sock.h>
+#include <ipcx/pipe.h>
 #include <ipcx/sync.h>
 #include <ipcx/queue.h>
 
