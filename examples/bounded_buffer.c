@@ -17,9 +17,9 @@
 
 #include <ipcx/ipcx.h>
 
+#include "pc_tally.h"
+
 #define SLOTS 16
-#define MAX_PRODUCERS 16
-#define MAX_CONSUMERS 16
 
 struct item {
 	int32_t producer; /* -1: no more items, stop */
@@ -32,12 +32,7 @@ struct buffer {
 	ipcx_mutex lock;
 	uint32_t in, out; /* ring indices, under lock */
 	struct item ring[SLOTS];
-	/* results, each consumer writes only its own row */
-	/* Per consumer and producer: how many items, and the sums of their
-	 * sequence numbers and squares (loss or duplication changes them). */
-	uint64_t got[MAX_CONSUMERS][MAX_PRODUCERS];
-	uint64_t sum[MAX_CONSUMERS][MAX_PRODUCERS], sq[MAX_CONSUMERS][MAX_PRODUCERS];
-	uint32_t bad[MAX_CONSUMERS];
+	struct pc_tally tally; /* each consumer writes only its own row */
 };
 
 static void put(struct buffer *b, struct item it)
@@ -63,13 +58,10 @@ static struct item take(struct buffer *b)
 
 int main(int argc, char **argv)
 {
-	int np = argc > 1 ? atoi(argv[1]) : 3;
-	int nc = argc > 2 ? atoi(argv[2]) : 2;
-	uint64_t items = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
-	if (np < 1 || np > MAX_PRODUCERS || nc < 1 || nc > MAX_CONSUMERS) {
-		fprintf(stderr, "usage: %s [PRODUCERS<=16 [CONSUMERS<=16 [ITEMS]]]\n", argv[0]);
+	int np, nc;
+	uint64_t items;
+	if (pc_args(argc, argv, &np, &nc, &items))
 		return 2;
-	}
 
 	/* Anonymous shared memory that the children inherit across fork. */
 	ipcx_region *r;
@@ -86,23 +78,13 @@ int main(int argc, char **argv)
 	pid_t pids[MAX_PRODUCERS + MAX_CONSUMERS];
 	for (int c = 0; c < nc; c++) {
 		if ((pids[c] = fork()) == 0) {
-			int64_t last[MAX_PRODUCERS];
-			for (int p = 0; p < MAX_PRODUCERS; p++)
-				last[p] = -1;
+			struct pc_seen seen;
+			pc_seen_init(&seen);
 			for (;;) {
 				struct item it = take(b);
 				if (it.producer < 0)
 					_exit(0);
-				/* Each consumer sees each producer's items in order
-				 * (a subsequence of them when there are several). */
-				if (it.producer >= np || (int64_t)it.seq <= last[it.producer]) {
-					b->bad[c]++;
-					continue;
-				}
-				last[it.producer] = (int64_t)it.seq;
-				b->got[c][it.producer]++;
-				b->sum[c][it.producer] += it.seq;
-				b->sq[c][it.producer] += it.seq * it.seq;
+				pc_tally_item(&b->tally, &seen, c, np, (uint32_t)it.producer, it.seq);
 			}
 		}
 	}
@@ -124,26 +106,8 @@ int main(int argc, char **argv)
 		if (waitpid(pids[c], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 			failed = 1;
 
-	uint64_t total = 0;
-	for (int p = 0; p < np; p++) {
-		uint64_t n = 0, sum = 0, sq = 0;
-		for (int c = 0; c < nc; c++) {
-			n += b->got[c][p];
-			sum += b->sum[c][p];
-			sq += b->sq[c][p];
-		}
-		/* 0 + 1 + ... + (items-1) and the sum of squares, modulo 2^64 */
-		uint64_t want_sum = items * (items - 1) / 2;
-		uint64_t want_sq = 0;
-		for (uint64_t s = 0; s < items; s++)
-			want_sq += s * s;
-		if (n != items || sum != want_sum || sq != want_sq)
-			failed = 1;
-		total += n;
-	}
-	for (int c = 0; c < nc; c++)
-		if (b->bad[c])
-			failed = 1;
+	uint64_t total;
+	failed |= pc_tally_check(&b->tally, np, nc, items, &total);
 	printf(
 	    "bounded buffer (2 semaphores + mutex): %d producers x %d consumers, %llu items: %s\n",
 	    np, nc, (unsigned long long)total, failed ? "FAILED" : "all delivered once, in order");
