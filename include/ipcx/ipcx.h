@@ -7,5 +7,7 @@
 #include <ipcx/ring.h>
 #include <ipcx/sock.h>
 #include <ipcx/pipe.h>
+#include <ipcx/sync.h>
+#include <ipcx/queue.h>
 
 #endif /* IPCX_IPCX_H */

@@ -190,4 +190,19 @@ static inline uint64_t ipcx__deadline(const ipcx_wait *w)
 struct pollfd;
 IPCX_HIDDEN int ipcx__poll_until(struct pollfd *pfd, unsigned n, uint64_t deadline);
 
+/* As ipcx__wake, but wakes at most one sleeper: for objects where each
+ * publication can satisfy only one waiter (a queue slot, a semaphore unit),
+ * so n publications wake n sleepers instead of all of them n times. */
+static inline void ipcx__wake_one(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers)
+{
+	/* Orders our publication before the read of sleepers (pairs with the
+	 * sleeper's ipcx__sleeper_fence()). */
+	ipcx__waker_fence();
+	if (ipcx__unlikely(atomic_load_explicit(sleepers, memory_order_relaxed) != 0)) {
+		/* release: a sleeper that sees the new seq sees our data too */
+		atomic_fetch_add_explicit(seq, 1, memory_order_release);
+		ipcx__futex_wake(seq, 1);
+	}
+}
+
 #endif /* IPCX_INTERNAL_H */
