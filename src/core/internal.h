@@ -70,13 +70,15 @@ IPCX_HIDDEN int ipcx__futex_wake(_Atomic uint32_t *addr, int n);
  * register at first use of any waiting object (ipcx__runtime_init()).  When
  * membarrier is unavailable both sides fall back to a seq_cst fence.
  */
-IPCX_HIDDEN extern int ipcx__membarrier_ok;
+/* Set once per process (and again after fork); read on every publish. */
+IPCX_HIDDEN extern _Atomic int ipcx__membarrier_ok;
 IPCX_HIDDEN void ipcx__runtime_init(void);
 IPCX_HIDDEN void ipcx__sleeper_fence(void);
 
 static inline void ipcx__waker_fence(void)
 {
-	if (ipcx__likely(ipcx__membarrier_ok))
+	/* relaxed: a stale 0 only takes the full fence */
+	if (ipcx__likely(atomic_load_explicit(&ipcx__membarrier_ok, memory_order_relaxed)))
 		atomic_signal_fence(memory_order_seq_cst); /* compiler only; see above */
 	else
 		atomic_thread_fence(memory_order_seq_cst);
