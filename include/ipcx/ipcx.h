@@ -4,5 +4,6 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/mq.h>
 
 #endif /* IPCX_IPCX_H */

@@ -1,0 +1,549 @@
+/* Mailboxes: sending and receiving, flow control, shaping and fair share. */
+#include <string.h>
+#include <time.h>
+
+#include "mq_internal.h"
+
+/* Compact an empty log once it has grown past this. */
+#define MQ_COMPACT_BYTES (16ull << 20)
+
+/* ---- token buckets (GCRA) -----------------------------------------------
+ * A bucket is one theoretical arrival time (tat).  A unit of cost c may go
+ * at `now` if (max(tat, now) - now) + c <= limit, where limit is the burst
+ * expressed in time; it then advances tat by c.  Exact for any rate, O(1),
+ * one word of state. */
+
+static uint64_t bucket_wait(uint64_t tat, uint64_t now, uint64_t cost, uint64_t limit)
+{
+	uint64_t t = tat > now ? tat : now;
+	if (limit < cost)
+		limit = cost;
+	return t - now + cost > limit ? t - now + cost - limit : 0;
+}
+
+static void bucket_take(uint64_t *tat, uint64_t now, uint64_t cost)
+{
+	*tat = (*tat > now ? *tat : now) + cost;
+}
+
+struct costs {
+	uint64_t msg, msg_lim, byte, byte_lim;
+};
+
+static struct costs costs_of(const ipcx_mq_rate *r, uint32_t len)
+{
+	struct costs c = { 0, 0, 0, 0 };
+	if (r->msgs_per_s) {
+		c.msg = 1000000000ull / r->msgs_per_s;
+		c.msg_lim = (uint64_t)(r->burst_msgs ? r->burst_msgs : 1) * c.msg;
+	}
+	if (r->bytes_per_s) {
+		c.byte = (uint64_t)((unsigned __int128)len * 1000000000u / r->bytes_per_s);
+		c.byte_lim = (uint64_t)((unsigned __int128)r->burst_bytes * 1000000000u /
+					r->bytes_per_s);
+	}
+	return c;
+}
+
+/* ns to wait before both buckets admit the message, or 0. */
+static uint64_t shape_wait(const struct mq_bucket *b, const struct costs *c, uint64_t now)
+{
+	uint64_t w = 0, x;
+	if (c->msg && (x = bucket_wait(b->tat_msgs, now, c->msg, c->msg_lim)) > w)
+		w = x;
+	if (c->byte && (x = bucket_wait(b->tat_bytes, now, c->byte, c->byte_lim)) > w)
+		w = x;
+	return w;
+}
+
+static void shape_take(struct mq_bucket *b, const struct costs *c, uint64_t now)
+{
+	if (c->msg)
+		bucket_take(&b->tat_msgs, now, c->msg);
+	if (c->byte)
+		bucket_take(&b->tat_bytes, now, c->byte);
+}
+
+/* ---- reserving a buffer ----------------------------------------------- */
+
+enum { R_WAIT = 0, R_OK = 1, R_SHAPED = 2, R_RETRY = 3 };
+
+struct rctx {
+	ipcx_mq *mq;
+	uint32_t len, prio;
+	uint32_t slot, gen;
+	uint64_t shaped_ns; /* R_SHAPED: how long to wait */
+	int counted_shaped, counted_fair;
+};
+
+static void add_role(ipcx_mq *mq, uint32_t role)
+{
+	if (mq->roles & role)
+		return;
+	mq->h->att[mq->idx].roles |= role;
+	if (role == ROLE_SEND)
+		mq->h->st.nsenders++;
+	mq->roles |= role;
+}
+
+/* Unlink the head of level p (lock held). */
+static uint32_t pop_level(ipcx_mq *mq, uint32_t p)
+{
+	struct mq_state *st = &mq->h->st;
+	uint32_t i = st->head[p];
+	if (i >= mq->depth)
+		return MQ_NONE;
+	struct mq_slot *s = &mq->slots[i];
+	if (s->state != S_QUEUED || s->prio != p || s->len > mq->max_msg)
+		return MQ_NONE;
+	st->head[p] = s->next;
+	if (st->head[p] == MQ_NONE)
+		st->tail[p] = MQ_NONE;
+	if (--st->cnt[p] == 0 || st->head[p] == MQ_NONE)
+		st->nonempty &= ~(1ull << p);
+	st->count--;
+	st->bytes -= s->len;
+	if (s->sender < IPCX_MQ_ATTACH_MAX) {
+		struct mq_attach *e = &mq->h->att[s->sender];
+		if (e->queued && --e->queued == 0 && e->dead)
+			memset(e, 0, sizeof *e);
+	}
+	return i;
+}
+
+/* Reserve a log record of `bytes` (lock held). */
+static uint64_t log_reserve(ipcx_mq *mq, uint64_t bytes)
+{
+	uint64_t off = mq->h->st.log_tail;
+	mq->h->st.log_tail += bytes;
+	/* relaxed: read under the lock only (compaction), or for statistics */
+	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	return off;
+}
+
+static int log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
+{
+	int rc = ipcx__mq_log_del(mq, seq, off);
+	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	return rc ? rc : ipcx__mq_log_after_write(mq);
+}
+
+static int reserve(void *arg)
+{
+	struct rctx *c = arg;
+	ipcx_mq *mq = c->mq;
+	struct mq_hdr *h = mq->h;
+	struct mq_state *st = &h->st;
+	/* Cheap pre-check without the lock when the queue is visibly full. */
+	if (h->full == IPCX_MQ_FULL_BLOCK &&
+	    atomic_load_explicit(&h->ne.avail, memory_order_relaxed) >= mq->depth)
+		return R_WAIT;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	add_role(mq, ROLE_SEND);
+	if (h->persistent && atomic_load_explicit(&h->log.failed, memory_order_relaxed)) {
+		ipcx__mq_unlock(mq);
+		return -EIO;
+	}
+	uint64_t now = 0;
+	struct costs cm = { 0 }, cs = { 0 };
+	bool shaping = h->shape.msgs_per_s || h->shape.bytes_per_s ||
+		       h->shape_sender.msgs_per_s || h->shape_sender.bytes_per_s;
+	if (shaping) {
+		now = ipcx__now_ns();
+		cm = costs_of(&h->shape, c->len);
+		cs = costs_of(&h->shape_sender, c->len);
+		uint64_t w = shape_wait(&st->shape, &cm, now), ws = shape_wait(&mq->shape, &cs, now);
+		if (ws > w)
+			w = ws;
+		if (w) {
+			if (!c->counted_shaped++)
+				st->shaped++;
+			ipcx__mq_unlock(mq);
+			c->shaped_ns = w;
+			return R_SHAPED;
+		}
+	}
+	if (h->fair && h->full != IPCX_MQ_FULL_DROP && st->nsenders > 1) {
+		uint32_t quota = mq->depth / st->nsenders;
+		if (h->att[mq->idx].queued >= (quota ? quota : 1)) {
+			if (!c->counted_fair++)
+				st->fair_waits++;
+			ipcx__mq_unlock(mq);
+			return h->full == IPCX_MQ_FULL_FAIL ? -EAGAIN : R_WAIT;
+		}
+	}
+	uint32_t i = st->free_head;
+	if (i != MQ_NONE && st->bytes_held + c->len <= h->bytes_max) {
+		if (i >= mq->depth || mq->slots[i].state != S_FREE) {
+			ipcx__mq_unlock(mq);
+			return -EBADMSG;
+		}
+		struct mq_slot *s = &mq->slots[i];
+		st->free_head = s->next;
+		s->next = MQ_NONE;
+		s->len = c->len;
+		s->prio = c->prio;
+		s->flags = 0;
+		s->owner = mq->idx;
+		s->sender = mq->idx;
+		s->owner_pid = mq->pid;
+		s->owner_start = mq->start;
+		s->gen++;
+		s->state = S_LOANED;
+		st->nloaned++;
+		st->bytes_held += c->len;
+		if (shaping) {
+			shape_take(&st->shape, &cm, now);
+			shape_take(&mq->shape, &cs, now);
+		}
+		c->slot = i;
+		c->gen = s->gen;
+		ipcx__mq_unlock(mq);
+		return R_OK;
+	}
+	if (h->full == IPCX_MQ_FULL_FAIL) {
+		ipcx__mq_unlock(mq);
+		return -EAGAIN;
+	}
+	if (h->full == IPCX_MQ_FULL_BLOCK) {
+		ipcx__mq_unlock(mq);
+		return R_WAIT;
+	}
+	/* FULL_DROP: the oldest message of the lowest level not above ours. */
+	uint64_t mask = c->prio >= 63 ? ~0ull : (2ull << c->prio) - 1;
+	uint64_t levels = st->nonempty & mask;
+	st->dropped++;
+	if (!levels) {
+		ipcx__mq_unlock(mq);
+		return -ENOBUFS;
+	}
+	uint32_t v = pop_level(mq, (uint32_t)__builtin_ctzll(levels));
+	if (v == MQ_NONE) {
+		ipcx__mq_unlock(mq);
+		return -EBADMSG;
+	}
+	uint64_t seq = mq->slots[v].seq, off = 0;
+	st->bytes_held -= mq->slots[v].len;
+	ipcx__mq_free_slot(mq, v);
+	if (h->persistent)
+		off = log_reserve(mq, MQ_REC_HDR);
+	ipcx__mq_publish_avail(mq);
+	ipcx__mq_unlock(mq);
+	if (h->persistent && (rc = log_del_done(mq, seq, off)))
+		return rc;
+	return R_RETRY;
+}
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static int acquire(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
+		   const ipcx_wait *call)
+{
+	if (!mq || !m)
+		return -EINVAL;
+	if (len > mq->max_msg)
+		return -EMSGSIZE;
+	if (prio >= IPCX_MQ_PRIO_LEVELS)
+		return -EINVAL;
+	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+	uint64_t deadline = w.timeout_ns >= 0 ? ipcx__now_ns() + (uint64_t)w.timeout_ns : UINT64_MAX;
+	struct rctx c = { .mq = mq, .len = (uint32_t)len, .prio = prio };
+	ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, reserve, &c, ipcx__mq_check, mq };
+	for (;;) {
+		int r = reserve(&c);
+		if (r == R_WAIT) {
+			if (w.mode == IPCX_WAIT_NONBLOCK)
+				return -EAGAIN;
+			uint64_t now = ipcx__now_ns();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			ipcx_wait ww = w;
+			ww.timeout_ns = deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now);
+			r = ipcx__wait(&ww, &ws);
+		}
+		if (r == R_SHAPED) {
+			if (w.mode == IPCX_WAIT_NONBLOCK)
+				return -EAGAIN;
+			uint64_t now = ipcx__now_ns();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			uint64_t until = now + c.shaped_ns;
+			sleep_until(until < deadline ? until : deadline);
+			continue;
+		}
+		if (r == R_RETRY)
+			continue;
+		if (r < 0)
+			return r;
+		break;
+	}
+	m->data = mq->bufs + (size_t)c.slot * mq->stride;
+	m->len = len;
+	m->prio = prio;
+	m->flags = 0;
+	m->seq = 0;
+	m->slot = c.slot;
+	m->gen = c.gen;
+	return 0;
+}
+
+IPCX_API int ipcx_mq_loan(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
+			  const ipcx_wait *wait)
+{
+	return acquire(mq, m, len, prio, wait);
+}
+
+/* The slot m names, if this handle holds it in `state` (lock held). */
+static struct mq_slot *held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state)
+{
+	if (m->slot >= mq->depth)
+		return NULL;
+	struct mq_slot *s = &mq->slots[m->slot];
+	if (s->state != state || s->gen != m->gen || s->owner != mq->idx || s->owner_pid != mq->pid)
+		return NULL;
+	return s;
+}
+
+static void drop_loan(ipcx_mq *mq, struct mq_slot *s, uint32_t i)
+{
+	mq->h->st.nloaned--;
+	mq->h->st.bytes_held -= s->len;
+	mq->h->st.cancelled++;
+	ipcx__mq_free_slot(mq, i);
+}
+
+IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m)
+{
+	if (!mq || !m)
+		return -EINVAL;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	struct mq_slot *s = held(mq, m, S_LOANED);
+	if (s)
+		drop_loan(mq, s, m->slot);
+	ipcx__mq_unlock(mq);
+	if (!s)
+		return -EINVAL;
+	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	return 0;
+}
+
+IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
+{
+	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS)
+		return -EINVAL;
+	struct mq_hdr *h = mq->h;
+	struct mq_state *st = &h->st;
+	uint32_t i = m->slot;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	struct mq_slot *s = held(mq, m, S_LOANED);
+	if (!s || m->len > s->len) {
+		ipcx__mq_unlock(mq);
+		return s ? -EMSGSIZE : -EINVAL;
+	}
+	st->bytes_held -= s->len - m->len;
+	s->len = (uint32_t)m->len;
+	s->prio = m->prio;
+	if (h->persistent) {
+		/* Sequence and log position are taken together, so the log's
+		 * records are in sequence order. */
+		s->state = S_COMMITTING;
+		s->seq = st->seq_next++;
+		uint64_t seq = s->seq, off = log_reserve(mq, ipcx__mq_rec_size(s->len));
+		uint32_t gen = s->gen;
+		ipcx__mq_unlock(mq);
+		rc = ipcx__mq_log_put(mq, i, seq, off);
+		atomic_fetch_sub_explicit(&h->log.inflight, 1, memory_order_relaxed);
+		if (!rc)
+			rc = ipcx__mq_log_after_write(mq);
+		int lrc = ipcx__mq_lock(mq);
+		if (lrc)
+			return lrc;
+		if (s->state != S_COMMITTING || s->gen != gen) {
+			ipcx__mq_unlock(mq);
+			return -EBADMSG;
+		}
+		if (rc) {
+			/* Not acknowledged: the message goes away (its record, if
+			 * it reached the disk, may reappear after recovery). */
+			drop_loan(mq, s, i);
+			ipcx__mq_unlock(mq);
+			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+			return rc;
+		}
+	} else {
+		s->seq = st->seq_next++;
+	}
+	uint32_t p = s->prio;
+	s->next = MQ_NONE;
+	if (st->tail[p] == MQ_NONE)
+		st->head[p] = i;
+	else if (st->tail[p] < mq->depth)
+		mq->slots[st->tail[p]].next = i;
+	st->tail[p] = i;
+	st->cnt[p]++;
+	st->count++;
+	st->bytes += s->len;
+	st->nonempty |= 1ull << p;
+	st->nloaned--;
+	st->sent++;
+	h->att[mq->idx].queued++;
+	s->owner_pid = 0;
+	s->gen++;
+	s->state = S_QUEUED;
+	ipcx__mq_publish_avail(mq);
+	ipcx__mq_unlock(mq);
+	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
+	return 0;
+}
+
+IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned prio,
+			  const ipcx_wait *wait)
+{
+	ipcx_mq_msg m;
+	if (len && !buf)
+		return -EINVAL;
+	int rc = acquire(mq, &m, len, prio, wait);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(m.data, buf, len);
+	return ipcx_mq_commit(mq, &m);
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+struct tctx {
+	ipcx_mq *mq;
+	ipcx_mq_msg *m;
+	size_t cap; /* SIZE_MAX for take */
+};
+
+static int try_take(void *arg)
+{
+	struct tctx *c = arg;
+	ipcx_mq *mq = c->mq;
+	struct mq_state *st = &mq->h->st;
+	/* acquire: pairs with ipcx__mq_publish_avail; a hint, re-checked below */
+	if (atomic_load_explicit(&mq->h->ne.avail, memory_order_acquire) == 0)
+		return 0;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	add_role(mq, ROLE_RECV);
+	if (!st->nonempty) {
+		ipcx__mq_unlock(mq);
+		return 0;
+	}
+	uint32_t p = 63u - (uint32_t)__builtin_clzll(st->nonempty);
+	uint32_t hi = st->head[p];
+	if (hi < mq->depth && mq->slots[hi].len > c->cap) {
+		ipcx__mq_unlock(mq);
+		return -EMSGSIZE;
+	}
+	uint32_t i = pop_level(mq, p);
+	if (i == MQ_NONE) {
+		ipcx__mq_unlock(mq);
+		return -EBADMSG;
+	}
+	struct mq_slot *s = &mq->slots[i];
+	s->owner = mq->idx;
+	s->owner_pid = mq->pid;
+	s->owner_start = mq->start;
+	s->gen++;
+	s->state = S_TAKEN;
+	st->ntaken++;
+	ipcx__mq_publish_avail(mq);
+	ipcx_mq_msg *m = c->m;
+	m->data = mq->bufs + (size_t)i * mq->stride;
+	m->len = s->len;
+	m->prio = s->prio;
+	m->flags = s->flags;
+	m->seq = s->seq;
+	m->slot = i;
+	m->gen = s->gen;
+	ipcx__mq_unlock(mq);
+	return 1;
+}
+
+static int take(ipcx_mq *mq, ipcx_mq_msg *m, size_t cap, const ipcx_wait *call)
+{
+	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+	struct tctx c = { mq, m, cap };
+	ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, try_take, &c, ipcx__mq_check, mq };
+	int rc = ipcx__wait(&w, &ws);
+	if (rc == -EAGAIN && mq->efd >= 0)
+		ipcx__mq_notify_rearm(mq);
+	return rc < 0 ? rc : 0;
+}
+
+IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait)
+{
+	if (!mq || !m)
+		return -EINVAL;
+	return take(mq, m, SIZE_MAX, wait);
+}
+
+IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
+{
+	if (!mq || !m)
+		return -EINVAL;
+	struct mq_hdr *h = mq->h;
+	struct mq_state *st = &h->st;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	struct mq_slot *s = held(mq, m, S_TAKEN);
+	if (!s) {
+		ipcx__mq_unlock(mq);
+		return -EINVAL;
+	}
+	uint64_t seq = s->seq, off = 0;
+	bool del = false;
+	st->ntaken--;
+	st->bytes_held -= s->len;
+	st->received++;
+	ipcx__mq_free_slot(mq, m->slot);
+	if (h->persistent) {
+		if (!st->count && !st->nloaned && !st->ntaken &&
+		    st->log_tail >= MQ_COMPACT_BYTES &&
+		    !atomic_load_explicit(&h->log.inflight, memory_order_relaxed)) {
+			ipcx__mq_log_compact(mq); /* nothing is left: no removal record needed */
+		} else {
+			off = log_reserve(mq, MQ_REC_HDR);
+			del = true;
+		}
+	}
+	ipcx__mq_unlock(mq);
+	ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+	m->data = NULL;
+	return del ? log_del_done(mq, seq, off) : 0;
+}
+
+IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
+			  const ipcx_wait *wait)
+{
+	if (!mq || (cap && !buf))
+		return -EINVAL;
+	ipcx_mq_msg m;
+	int rc = take(mq, &m, cap, wait);
+	if (rc)
+		return rc;
+	if (m.len)
+		memcpy(buf, m.data, m.len);
+	if (prio)
+		*prio = m.prio;
+	int len = (int)m.len;
+	rc = ipcx_mq_release(mq, &m);
+	return rc ? rc : len;
+}

@@ -1,0 +1,10 @@
+/* The default system-call table of the mailbox log (see mq_sys.h). */
+#include <unistd.h>
+
+#include "mq_sys.h"
+
+struct ipcx__mq_sys ipcx__mq_sys = {
+	.pwritev = pwritev,
+	.fdatasync = fdatasync,
+	.ftruncate = ftruncate,
+};
