@@ -173,9 +173,10 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 /* Copying receive into buf (cap bytes).  Returns the message's length; its
  * priority in *prio if prio is not NULL.  The message is removed before the
  * call returns.  Errors: -EMSGSIZE cap is smaller than the next message (it
- * stays queued); -EAGAIN; -ETIMEDOUT; -EBADMSG; persistent: the log's errors
- * (the message has been removed from memory but its removal record may be
- * missing: it can reappear after recovery). */
+ * stays queued); -EAGAIN; -ETIMEDOUT; -EBADMSG.  In a persistent mailbox a
+ * failure to log the removal does not fail the call (the message is
+ * returned; the log is marked failed, see ipcx_mq_send, and the message may
+ * be delivered again after recovery). */
 IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 			  const ipcx_wait *wait);
 
@@ -194,7 +195,9 @@ IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m);
  * Zero-copy receive: take the next message (m->data stays valid and
  * unchanged until release), then release it.  A message taken by a process
  * that dies before releasing is redelivered.  Errors: as ipcx_mq_recv;
- * release: -EINVAL not a message this handle holds.
+ * release: -EINVAL not a message this handle holds; persistent: -ENOSPC /
+ * -EIO the removal could not be logged (the message is released all the
+ * same and may be delivered again after recovery).
  */
 IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait);
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m);

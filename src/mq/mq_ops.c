@@ -543,7 +543,9 @@ IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 		memcpy(buf, m.data, m.len);
 	if (prio)
 		*prio = m.prio;
-	int len = (int)m.len;
-	rc = ipcx_mq_release(mq, &m);
-	return rc ? rc : len;
+	/* The message is the caller's now: a failure to log its removal (the
+	 * log is then marked failed) may make it reappear after recovery, but
+	 * must not lose it. */
+	(void)ipcx_mq_release(mq, &m);
+	return (int)m.len;
 }
