@@ -135,6 +135,7 @@ static void mq_repair(ipcx_mq *mq)
 			st->bytes_held += s[i].len;
 			break;
 		case S_TAKEN:
+		case S_RELEASING:
 			st->ntaken++;
 			st->bytes_held += s[i].len;
 			break;
@@ -186,6 +187,52 @@ struct cand {
 
 static void requeue_head(ipcx_mq *mq, uint32_t i);
 
+/* Removal records owed to the log for messages given back (lock held while
+ * collecting; written after unlocking). */
+#define MQ_DELS_MAX 64
+struct mq_dels {
+	unsigned n;
+	uint64_t seq[MQ_DELS_MAX], off[MQ_DELS_MAX];
+};
+
+/* Give back slot i of a dead or closing owner (lock held):
+ *  taken      -> redelivered at the head of its level
+ *  loaned     -> cancelled
+ *  committing -> cancelled; its record may be in the log: owe a removal
+ *  releasing  -> the release completes; owe the removal it was writing */
+static void give_back(ipcx_mq *mq, uint32_t i, struct mq_dels *d)
+{
+	struct mq_state *st = &mq->h->st;
+	struct mq_slot *s = &mq->slots[i];
+	uint32_t state = s->state;
+	if (state == S_TAKEN) {
+		requeue_head(mq, i);
+		st->redelivered++;
+		return;
+	}
+	if (state != S_LOANED && state != S_COMMITTING && state != S_RELEASING)
+		return;
+	if (state == S_RELEASING) {
+		st->ntaken--;
+		st->received++;
+	} else {
+		st->nloaned--;
+		st->cancelled++;
+	}
+	st->bytes_held -= s->len;
+	if (state != S_LOANED && mq->h->persistent && d->n < MQ_DELS_MAX) {
+		d->seq[d->n] = s->seq;
+		d->off[d->n++] = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+	}
+	ipcx__mq_free_slot(mq, i);
+}
+
+static void write_dels(ipcx_mq *mq, const struct mq_dels *d)
+{
+	for (unsigned k = 0; k < d->n; k++)
+		(void)ipcx__mq_log_del_done(mq, d->seq[k], d->off[k]);
+}
+
 /*
  * Find slots and attach entries owned by processes that no longer exist and
  * give them back: loans are cancelled, taken messages redelivered.  The
@@ -203,8 +250,7 @@ static int mq_reclaim(ipcx_mq *mq)
 		return 0;
 	for (uint32_t i = 0; i < mq->depth && nc < RECLAIM_BATCH; i++) {
 		struct mq_slot *s = &mq->slots[i];
-		if ((s->state == S_LOANED || s->state == S_COMMITTING || s->state == S_TAKEN) &&
-		    s->owner_pid != mq->pid)
+		if (s->state != S_FREE && s->state != S_QUEUED && s->owner_pid != mq->pid)
 			c[nc++] = (struct cand){ i, s->gen, s->owner_pid, s->owner_start };
 	}
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
@@ -224,6 +270,7 @@ static int mq_reclaim(ipcx_mq *mq)
 	if (!dc && !da)
 		return 0;
 
+	struct mq_dels dels = { 0 };
 	if (ipcx__mq_lock(mq))
 		return 0;
 	for (unsigned k = 0; k < dc; k++) {
@@ -231,15 +278,7 @@ static int mq_reclaim(ipcx_mq *mq)
 		struct mq_slot *s = &mq->slots[i];
 		if (s->gen != c[k].gen || s->owner_pid != c[k].pid)
 			continue;
-		if (s->state == S_TAKEN) {
-			requeue_head(mq, i);
-			mq->h->st.redelivered++;
-		} else if (s->state == S_LOANED || s->state == S_COMMITTING) {
-			mq->h->st.nloaned--;
-			mq->h->st.bytes_held -= s->len;
-			ipcx__mq_free_slot(mq, i);
-			mq->h->st.cancelled++;
-		}
+		give_back(mq, i, &dels);
 		done++;
 	}
 	for (unsigned k = 0; k < da; k++) {
@@ -251,6 +290,7 @@ static int mq_reclaim(ipcx_mq *mq)
 	}
 	ipcx__mq_publish_avail(mq);
 	ipcx__mq_unlock(mq);
+	write_dels(mq, &dels);
 	ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
 	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
 	return done;
@@ -543,23 +583,17 @@ IPCX_API int ipcx_mq_close(ipcx_mq *mq)
 		rc = ipcx_mq_sync(mq);
 	if (mq->idx != MQ_NONE && !ipcx__mq_lock(mq)) {
 		/* Give back what this handle still holds. */
+		struct mq_dels dels = { 0 };
 		for (uint32_t i = 0; i < mq->depth; i++) {
 			struct mq_slot *s = &mq->slots[i];
-			if (s->owner != mq->idx || s->owner_pid != mq->pid)
-				continue;
-			if (s->state == S_TAKEN) {
-				requeue_head(mq, i);
-				mq->h->st.redelivered++;
-			} else if (s->state == S_LOANED || s->state == S_COMMITTING) {
-				mq->h->st.nloaned--;
-				mq->h->st.bytes_held -= s->len;
-				ipcx__mq_free_slot(mq, i);
-				mq->h->st.cancelled++;
-			}
+			if (s->owner == mq->idx && s->owner_pid == mq->pid && s->state != S_FREE &&
+			    s->state != S_QUEUED)
+				give_back(mq, i, &dels);
 		}
 		ipcx__mq_detach_entry(mq, mq->idx);
 		ipcx__mq_publish_avail(mq);
 		ipcx__mq_unlock(mq);
+		write_dels(mq, &dels);
 		ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
 		ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
 	}

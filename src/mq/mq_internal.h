@@ -30,7 +30,8 @@ enum mq_slot_state {
 	S_LOANED = 1,     /* a producer is writing it */
 	S_COMMITTING = 2, /* its log record is being written */
 	S_QUEUED = 3,
-	S_TAKEN = 4, /* a consumer holds it */
+	S_TAKEN = 4,     /* a consumer holds it */
+	S_RELEASING = 5, /* persistent: its removal record is being written */
 };
 
 struct mq_slot {
@@ -189,6 +190,12 @@ IPCX_HIDDEN int ipcx__mq_log_after_write(ipcx_mq *mq);
 /* Reset an empty log to its header (lock held). */
 IPCX_HIDDEN void ipcx__mq_log_compact(ipcx_mq *mq);
 IPCX_HIDDEN uint64_t ipcx__mq_rec_size(uint32_t len);
+/* Reserve `bytes` of log at its tail (lock held); the writer then calls
+ * ipcx__mq_log_put / ipcx__mq_log_del_done and ipcx__mq_log_written. */
+IPCX_HIDDEN uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes);
+IPCX_HIDDEN void ipcx__mq_log_written(ipcx_mq *mq);
+/* Write a removal record, then sync as the mode says. */
+IPCX_HIDDEN int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off);
 
 /* mq_notify.c */
 IPCX_HIDDEN void ipcx__mq_notify_stop(ipcx_mq *mq);

@@ -167,6 +167,28 @@ int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off)
 	return write_all(mq->log_fd, &iov, 1, off);
 }
 
+uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes)
+{
+	uint64_t off = mq->h->st.log_tail;
+	mq->h->st.log_tail += bytes;
+	/* relaxed: a count; compaction reads it under the lock, and a record
+	 * reserved under the lock cannot be missed there */
+	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	return off;
+}
+
+void ipcx__mq_log_written(ipcx_mq *mq)
+{
+	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+}
+
+int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
+{
+	int rc = ipcx__mq_log_del(mq, seq, off);
+	ipcx__mq_log_written(mq);
+	return rc ? rc : ipcx__mq_log_after_write(mq);
+}
+
 void ipcx__mq_log_compact(ipcx_mq *mq)
 {
 	struct mq_state *st = &mq->h->st;

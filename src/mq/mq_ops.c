@@ -111,23 +111,6 @@ static uint32_t pop_level(ipcx_mq *mq, uint32_t p)
 	return i;
 }
 
-/* Reserve a log record of `bytes` (lock held). */
-static uint64_t log_reserve(ipcx_mq *mq, uint64_t bytes)
-{
-	uint64_t off = mq->h->st.log_tail;
-	mq->h->st.log_tail += bytes;
-	/* relaxed: read under the lock only (compaction), or for statistics */
-	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
-	return off;
-}
-
-static int log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
-{
-	int rc = ipcx__mq_log_del(mq, seq, off);
-	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
-	return rc ? rc : ipcx__mq_log_after_write(mq);
-}
-
 static int reserve(void *arg)
 {
 	struct rctx *c = arg;
@@ -228,10 +211,10 @@ static int reserve(void *arg)
 	st->bytes_held -= mq->slots[v].len;
 	ipcx__mq_free_slot(mq, v);
 	if (h->persistent)
-		off = log_reserve(mq, MQ_REC_HDR);
+		off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
 	ipcx__mq_publish_avail(mq);
 	ipcx__mq_unlock(mq);
-	if (h->persistent && (rc = log_del_done(mq, seq, off)))
+	if (h->persistent && (rc = ipcx__mq_log_del_done(mq, seq, off)))
 		return rc;
 	return R_RETRY;
 }
@@ -359,11 +342,11 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 		 * records are in sequence order. */
 		s->state = S_COMMITTING;
 		s->seq = st->seq_next++;
-		uint64_t seq = s->seq, off = log_reserve(mq, ipcx__mq_rec_size(s->len));
+		uint64_t seq = s->seq, off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(s->len));
 		uint32_t gen = s->gen;
 		ipcx__mq_unlock(mq);
 		rc = ipcx__mq_log_put(mq, i, seq, off);
-		atomic_fetch_sub_explicit(&h->log.inflight, 1, memory_order_relaxed);
+		ipcx__mq_log_written(mq);
 		if (!rc)
 			rc = ipcx__mq_log_after_write(mq);
 		int lrc = ipcx__mq_lock(mq);
@@ -374,11 +357,15 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 			return -EBADMSG;
 		}
 		if (rc) {
-			/* Not acknowledged: the message goes away (its record, if
-			 * it reached the disk, may reappear after recovery). */
+			/* Not acknowledged: the message goes away, and so does its
+			 * record if it reached the file (best effort: the log may
+			 * be failing). */
 			drop_loan(mq, s, i);
+			uint64_t doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
 			ipcx__mq_unlock(mq);
 			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+			(void)ipcx__mq_log_del(mq, seq, doff);
+			ipcx__mq_log_written(mq);
 			return rc;
 		}
 	} else {
@@ -494,6 +481,14 @@ IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait)
 	return take(mq, m, SIZE_MAX, wait);
 }
 
+static void compact_if_empty(ipcx_mq *mq)
+{
+	struct mq_state *st = &mq->h->st;
+	if (!st->count && !st->nloaned && !st->ntaken && st->log_tail >= MQ_COMPACT_BYTES &&
+	    !atomic_load_explicit(&mq->h->log.inflight, memory_order_relaxed))
+		ipcx__mq_log_compact(mq);
+}
+
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 {
 	if (!mq || !m)
@@ -508,26 +503,32 @@ IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 		ipcx__mq_unlock(mq);
 		return -EINVAL;
 	}
-	uint64_t seq = s->seq, off = 0;
-	bool del = false;
+	int lrc = 0;
+	if (h->persistent) {
+		/* The removal record goes to the log before the slot is freed, so
+		 * the log never holds a message the mailbox has let go.  Should we
+		 * die meanwhile, whoever reclaims the slot finishes the release. */
+		uint64_t seq = s->seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+		s->state = S_RELEASING;
+		ipcx__mq_unlock(mq);
+		lrc = ipcx__mq_log_del_done(mq, seq, off);
+		if ((rc = ipcx__mq_lock(mq)))
+			return rc;
+		if (s->state != S_RELEASING || s->gen != m->gen) {
+			ipcx__mq_unlock(mq);
+			return -EBADMSG;
+		}
+	}
 	st->ntaken--;
 	st->bytes_held -= s->len;
 	st->received++;
 	ipcx__mq_free_slot(mq, m->slot);
-	if (h->persistent) {
-		if (!st->count && !st->nloaned && !st->ntaken &&
-		    st->log_tail >= MQ_COMPACT_BYTES &&
-		    !atomic_load_explicit(&h->log.inflight, memory_order_relaxed)) {
-			ipcx__mq_log_compact(mq); /* nothing is left: no removal record needed */
-		} else {
-			off = log_reserve(mq, MQ_REC_HDR);
-			del = true;
-		}
-	}
+	if (h->persistent)
+		compact_if_empty(mq);
 	ipcx__mq_unlock(mq);
 	ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 	m->data = NULL;
-	return del ? log_del_done(mq, seq, off) : 0;
+	return lrc;
 }
 
 IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
