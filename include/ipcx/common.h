@@ -17,6 +17,7 @@
 #ifndef IPCX_COMMON_H
 #define IPCX_COMMON_H
 
+#include <errno.h> /* the API returns negated errno values */
 #include <stddef.h>
 #include <stdint.h>
 

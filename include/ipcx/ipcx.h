@@ -4,6 +4,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/region.h>
+#include <ipcx/ring.h>
 #include <ipcx/mq.h>
 
 #endif /* IPCX_IPCX_H */

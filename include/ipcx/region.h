@@ -74,7 +74,7 @@ typedef struct ipcx_region_info {
 	uint64_t created_ns;  /* CLOCK_REALTIME at creation */
 	uint32_t mode;        /* permission bits of the object */
 	int huge;             /* 0 normal pages, 1 hugetlb, 2 transparent huge pages */
-	char note[160];       /* why huge pages were not used, or "" */
+	char note[256];       /* why huge pages were not used, or "" */
 } ipcx_region_info;
 
 /*

@@ -38,7 +38,7 @@ struct ipcx_region {
 	int fd;
 	int huge;
 	uint64_t page_size;
-	char note[160];
+	char note[256];
 	char *name; /* NULL if anonymous */
 };
 

@@ -76,8 +76,11 @@ pid_t t_spawn(int (*fn)(void *), void *arg)
 {
 	fflush(NULL);
 	pid_t pid = fork();
-	if (pid == 0)
-		_exit(fn(arg));
+	if (pid == 0) {
+		int rc = fn(arg);
+		fflush(NULL);
+		_exit(rc);
+	}
 	return pid;
 }
 

@@ -12,9 +12,15 @@
  * calls `teardown` after every child has exited.
  *
  * Roles: in ping-pong, role A (index 0) sends first and role B (index 0)
- * echoes: both directions are used (A->B and B->A).  In stream mode there
- * are `producers` processes of role A and `consumers` processes of role B,
- * and only A->B is used.
+ * echoes: both directions are used (A->B and B->A); send() from role B and
+ * recv() in role A use the B->A direction.  In stream mode there are
+ * `producers` processes of role A and `consumers` processes of role B, and
+ * only A->B is used.  The harness pins each process before attach.
+ *
+ * End of a stream: when every producer is done, producer 0 sends one
+ * BENCH_SEQ_STOP message per consumer; a consumer stops at the first it
+ * receives.  A mechanism with FIFO order across producers therefore
+ * delivers every data message before any STOP.
  *
  * Messages: the harness stamps each message with bench_stamp() -- a header
  * {seq, producer, len} at the front and the seq again at the very end --
@@ -35,6 +41,11 @@ enum bench_role { BENCH_A = 0, BENCH_B = 1 };
 
 /* The smallest message that carries a full stamp. */
 #define BENCH_STAMP_MIN 24u
+
+/* Sequence numbers start at 1.  A message with this sequence number tells
+ * the receiver to stop (the harness sends it; mechanisms move it like any
+ * other message and return it from recv). */
+#define BENCH_SEQ_STOP 0x3fffffffffffffffull
 
 struct bench_case {
 	const struct bench_mech *mech;
@@ -99,6 +110,4 @@ int bench_check(const void *buf, size_t len, unsigned *producer, uint64_t *seq);
 int bench_write_full(int fd, const void *buf, size_t len);
 int bench_read_full(int fd, void *buf, size_t len);
 
-/* The CPU the given process should pin itself to (the harness pins before
- * attach; mechanisms need not). */
 #endif

@@ -1,0 +1,240 @@
+/* Admin commands: ls, stat, rm for every ipcx object, and ring send/recv. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ipcx/ipcx.h>
+
+#include "../cli.h"
+
+#define SHM_DIR "/dev/shm"
+#define PREFIX "ipcx."
+
+static int want_help(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: %s\n", usage);
+			return 1;
+		}
+	return 0;
+}
+
+static const char *pid_state(int32_t pid)
+{
+	if (pid <= 0)
+		return "";
+	return kill(pid, 0) == 0 || errno == EPERM ? "" : " (gone)";
+}
+
+static void fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int ls_main(int argc, char **argv)
+{
+	if (want_help(argc, argv, "ipcx ls [--json]\n\nList the ipcx objects in " SHM_DIR "."))
+		return CLI_OK;
+	int json = argc > 1 && !strcmp(argv[1], "--json");
+	DIR *d = opendir(SHM_DIR);
+	if (!d) {
+		fprintf(stderr, "ipcx ls: %s: %s\n", SHM_DIR, strerror(errno));
+		return CLI_FAIL;
+	}
+	if (!json)
+		printf("%-32s %-6s %12s %5s %6s %8s  %s\n", "NAME", "KIND", "BYTES", "MODE", "UID",
+		       "CREATOR", "CREATED");
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, PREFIX, strlen(PREFIX)))
+			continue;
+		const char *name = e->d_name + strlen(PREFIX);
+		ipcx_region_info info;
+		int rc = ipcx_region_peek(name, &info);
+		n++;
+		if (json) {
+			printf("{\"name\":\"%s\"", name); /* names are [A-Za-z0-9._-] */
+			if (rc)
+				printf(",\"error\":\"%s\"}\n", ipcx_strerror(rc));
+			else
+				printf(",\"kind\":\"%s\",\"bytes\":%llu,\"mode\":\"%04o\",\"uid\":%u,"
+				       "\"creator_pid\":%d,\"created_ns\":%llu}\n",
+				       ipcx_kind_name(info.kind), (unsigned long long)info.data_size,
+				       info.mode, info.creator_uid, info.creator_pid,
+				       (unsigned long long)info.created_ns);
+			continue;
+		}
+		if (rc) {
+			printf("%-32s %s\n", name, ipcx_strerror(rc));
+			continue;
+		}
+		char when[32];
+		fmt_time(info.created_ns, when, sizeof when);
+		printf("%-32s %-6s %12llu %05o %6u %8d  %s%s\n", name, ipcx_kind_name(info.kind),
+		       (unsigned long long)info.data_size, info.mode, info.creator_uid,
+		       info.creator_pid, when, pid_state(info.creator_pid));
+	}
+	closedir(d);
+	if (!json && !n)
+		printf("(no ipcx objects)\n");
+	return CLI_OK;
+}
+
+static int stat_main(int argc, char **argv)
+{
+	if (want_help(argc, argv, "ipcx stat NAME\n\nShow an object's header, validated, and its state."))
+		return CLI_OK;
+	if (argc != 2) {
+		fprintf(stderr, "usage: ipcx stat NAME\n");
+		return CLI_USAGE;
+	}
+	ipcx_region_info info;
+	int rc = ipcx_region_peek(argv[1], &info);
+	if (rc) {
+		fprintf(stderr, "ipcx stat: %s: %s\n", argv[1], ipcx_strerror(rc));
+		return CLI_FAIL;
+	}
+	char when[32];
+	fmt_time(info.created_ns, when, sizeof when);
+	printf("name:        %s\nkind:        %s\nabi:         %u\ndata bytes:  %llu\n"
+	       "mapped:      %llu\npage size:   %llu%s\nmode:        %04o\ncreator:     pid %d%s, uid %u\n"
+	       "created:     %s\n",
+	       argv[1], ipcx_kind_name(info.kind), info.abi, (unsigned long long)info.data_size,
+	       (unsigned long long)info.map_size, (unsigned long long)info.page_size,
+	       info.huge == 1 ? " (hugetlb)" : info.huge == 2 ? " (THP)" : "", info.mode,
+	       info.creator_pid, pid_state(info.creator_pid), info.creator_uid, when);
+	if (info.kind == IPCX_KIND_RING) {
+		ipcx_ring *r;
+		ipcx_ring_stats s;
+		static const char *const states[] = { "none", "attached", "closed" };
+		rc = ipcx_ring_open(&r, argv[1], IPCX_RING_NOROLE, NULL);
+		if (!rc)
+			rc = ipcx_ring_stat(r, &s);
+		ipcx_ring_close(r);
+		if (rc) {
+			fprintf(stderr, "ipcx stat: %s: ring: %s\n", argv[1], ipcx_strerror(rc));
+			return CLI_FAIL;
+		}
+		printf("capacity:    %llu\nmax message: %llu\nqueued:      %llu bytes\n"
+		       "sent:        %llu bytes\nreceived:    %llu bytes\n"
+		       "producer:    %s pid %d%s\nconsumer:    %s pid %d%s\n",
+		       (unsigned long long)s.capacity, (unsigned long long)s.max_msg,
+		       (unsigned long long)s.used, (unsigned long long)s.sent_bytes,
+		       (unsigned long long)s.recv_bytes, states[s.producer_state % 3], s.producer_pid,
+		       pid_state(s.producer_pid), states[s.consumer_state % 3], s.consumer_pid,
+		       pid_state(s.consumer_pid));
+	}
+	return CLI_OK;
+}
+
+static int rm_main(int argc, char **argv)
+{
+	if (want_help(argc, argv, "ipcx rm NAME...\n\nRemove objects' names (mapped users keep them)."))
+		return CLI_OK;
+	if (argc < 2) {
+		fprintf(stderr, "usage: ipcx rm NAME...\n");
+		return CLI_USAGE;
+	}
+	int status = CLI_OK;
+	for (int i = 1; i < argc; i++) {
+		/* Remove only what is an ipcx object, or what is too broken to tell. */
+		ipcx_region_info info;
+		int rc = ipcx_region_peek(argv[i], &info);
+		if (rc == -ENOENT || rc == -EINVAL) {
+			fprintf(stderr, "ipcx rm: %s: %s\n", argv[i], ipcx_strerror(rc));
+			status = CLI_FAIL;
+			continue;
+		}
+		rc = ipcx_region_unlink(argv[i]);
+		if (rc) {
+			fprintf(stderr, "ipcx rm: %s: %s\n", argv[i], ipcx_strerror(rc));
+			status = CLI_FAIL;
+		}
+	}
+	return status;
+}
+
+static int ring_main(int argc, char **argv)
+{
+	const char *usage = "ipcx ring create NAME [CAPACITY]\n"
+			    "       ipcx ring send NAME TEXT...   (one message per argument)\n"
+			    "       ipcx ring recv NAME [--timeout MS] [--count N]";
+	if (want_help(argc, argv, usage))
+		return CLI_OK;
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return CLI_USAGE;
+	}
+	const char *verb = argv[1], *name = argv[2];
+	ipcx_ring *r = NULL;
+	int rc;
+	if (!strcmp(verb, "create")) {
+		unsigned long long cap = 0;
+		if (argc > 3 && cli_parse_size(argv[3], &cap)) {
+			fprintf(stderr, "ipcx ring: bad capacity '%s'\n", argv[3]);
+			return CLI_USAGE;
+		}
+		ipcx_ring_opts o = { .capacity = (size_t)cap };
+		rc = ipcx_ring_create(&r, name, &o, IPCX_RING_NOROLE);
+		if (!rc)
+			printf("created ring %s: %zu bytes, messages up to %zu bytes\n", name,
+			       (size_t)cap ? (size_t)cap : (size_t)1 << 20, ipcx_ring_max_msg(r));
+	} else if (!strcmp(verb, "send")) {
+		rc = ipcx_ring_open(&r, name, IPCX_RING_PRODUCER, NULL);
+		for (int i = 3; !rc && i < argc; i++)
+			rc = ipcx_ring_send(r, argv[i], strlen(argv[i]), 0, NULL);
+	} else if (!strcmp(verb, "recv")) {
+		long timeout_ms = 0, count = 0;
+		for (int i = 3; i + 1 < argc; i += 2) {
+			if (!strcmp(argv[i], "--timeout"))
+				timeout_ms = strtol(argv[i + 1], NULL, 10);
+			else if (!strcmp(argv[i], "--count"))
+				count = strtol(argv[i + 1], NULL, 10);
+		}
+		ipcx_wait w = { IPCX_WAIT_BLOCK, 0, timeout_ms * 1000000ll };
+		rc = ipcx_ring_open(&r, name, IPCX_RING_CONSUMER, &w);
+		char *buf = rc ? NULL : malloc(ipcx_ring_max_msg(r) + 1);
+		for (long n = 0; !rc && buf && (!count || n < count); n++) {
+			ssize_t len = ipcx_ring_recv(r, buf, ipcx_ring_max_msg(r), NULL);
+			if (len < 0) {
+				/* Nothing more within the time allowed is the normal end. */
+				rc = (len == -ETIMEDOUT || len == -EPIPE) && n > 0 ? 0 : (int)len;
+				break;
+			}
+			fwrite(buf, 1, (size_t)len, stdout);
+			putchar('\n');
+		}
+		free(buf);
+	} else {
+		fprintf(stderr, "usage: %s\n", usage);
+		return CLI_USAGE;
+	}
+	ipcx_ring_close(r);
+	if (rc) {
+		fprintf(stderr, "ipcx ring %s: %s: %s\n", verb, name, ipcx_strerror(rc));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+static const struct cli_command ls_cmd = { "ls", "[--json]", "list ipcx objects", ls_main };
+static const struct cli_command stat_cmd = { "stat", "NAME", "show an object's header and state",
+					     stat_main };
+static const struct cli_command rm_cmd = { "rm", "NAME...", "remove objects", rm_main };
+static const struct cli_command ring_cmd = { "ring", "create|send|recv NAME ...",
+					     "create a ring, send to it, receive from it", ring_main };
+CLI_COMMAND(ls_cmd)
+CLI_COMMAND(stat_cmd)
+CLI_COMMAND(rm_cmd)
+CLI_COMMAND(ring_cmd)
