@@ -68,9 +68,34 @@ static int lock_init(pthread_mutex_t *m)
 
 static void mq_repair(ipcx_mq *mq);
 
+/* Critical sections are a few list operations (~100 ns), while a contended
+ * PI mutex goes to the kernel (FUTEX_LOCK_PI) and sleeps: try for about a
+ * microsecond first. */
+#define LOCK_SPINS 2000
+
+/* Whether the lock looks free, read without writing to its cache line (glibc
+ * keeps the owner's TID in __data.__lock; elsewhere, just try). */
+static inline bool lock_looks_free(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) & 0x3fffffff) == 0;
+#else
+	(void)m;
+	return true;
+#endif
+}
+
 int ipcx__mq_lock(ipcx_mq *mq)
 {
-	int rc = pthread_mutex_lock(&mq->h->lock);
+	pthread_mutex_t *m = &mq->h->lock;
+	int rc = pthread_mutex_trylock(m);
+	for (int i = 0; rc == EBUSY && i < LOCK_SPINS; i++) {
+		ipcx__cpu_relax();
+		if (lock_looks_free(m))
+			rc = pthread_mutex_trylock(m);
+	}
+	if (rc == EBUSY)
+		rc = pthread_mutex_lock(m);
 	if (ipcx__likely(rc == 0))
 		return 0;
 	if (rc == EOWNERDEAD) {
@@ -113,7 +138,7 @@ static void mq_repair(ipcx_mq *mq)
 	struct mq_slot *s = mq->slots;
 	uint32_t n = mq->depth;
 	uint32_t *order = malloc((size_t)n * sizeof *order);
-	uint32_t nq = 0;
+	uint32_t nq = 0, nfree = 0;
 	st->free_head = MQ_NONE;
 	st->count = st->nloaned = st->ntaken = 0;
 	st->bytes = st->bytes_held = 0;
@@ -146,6 +171,7 @@ static void mq_repair(ipcx_mq *mq)
 			s[i].state = S_FREE;
 			s[i].next = st->free_head;
 			st->free_head = i;
+			nfree++;
 		}
 	}
 	if (nq)
@@ -167,6 +193,7 @@ static void mq_repair(ipcx_mq *mq)
 			mq->h->att[s[i].sender].queued++;
 	}
 	free(order);
+	atomic_store_explicit(&mq->h->nf.space, nfree, memory_order_relaxed);
 	st->nsenders = 0;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
 		if (mq->h->att[i].pid && !mq->h->att[i].dead && (mq->h->att[i].roles & ROLE_SEND))
@@ -303,6 +330,15 @@ int ipcx__mq_check(void *arg)
 	return 0;
 }
 
+/* The free-slot count lives only in its atomic mirror; it changes under the
+ * lock, so a relaxed load and store suffice (readers use it as a hint). */
+static void space_add(ipcx_mq *mq, int d)
+{
+	_Atomic uint32_t *sp = &mq->h->nf.space;
+	atomic_store_explicit(sp, atomic_load_explicit(sp, memory_order_relaxed) + (uint32_t)d,
+			      memory_order_relaxed);
+}
+
 void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i)
 {
 	struct mq_slot *s = &mq->slots[i];
@@ -311,6 +347,20 @@ void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i)
 	s->owner_pid = 0;
 	s->next = mq->h->st.free_head;
 	mq->h->st.free_head = i;
+	space_add(mq, 1);
+}
+
+uint32_t ipcx__mq_alloc_slot(ipcx_mq *mq)
+{
+	uint32_t i = mq->h->st.free_head;
+	if (i == MQ_NONE)
+		return MQ_NONE;
+	if (i >= mq->depth || mq->slots[i].state != S_FREE)
+		return MQ_BAD;
+	mq->h->st.free_head = mq->slots[i].next;
+	mq->slots[i].next = MQ_NONE;
+	space_add(mq, -1);
+	return i;
 }
 
 static void requeue_head(ipcx_mq *mq, uint32_t i)
@@ -495,6 +545,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 		mq->slots[i].next = h->st.free_head;
 		h->st.free_head = i;
 	}
+	atomic_store_explicit(&h->nf.space, o.depth, memory_order_relaxed);
 	if (o.log_path) {
 		h->persistent = 1;
 		snprintf(h->log_path, sizeof h->log_path, "%s", o.log_path);
@@ -665,11 +716,12 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 			   uint64_t seq)
 {
 	struct mq_state *st = &mq->h->st;
-	uint32_t i = st->free_head;
-	if (i == MQ_NONE || len > mq->max_msg || st->bytes_held + len > mq->h->bytes_max)
+	if (len > mq->max_msg || st->bytes_held + len > mq->h->bytes_max)
 		return -EOVERFLOW; /* the log holds more than this mailbox's limits */
+	uint32_t i = ipcx__mq_alloc_slot(mq);
+	if (i >= mq->depth)
+		return -EOVERFLOW;
 	struct mq_slot *s = &mq->slots[i];
-	st->free_head = s->next;
 	memcpy(mq->bufs + (size_t)i * mq->stride, data, len);
 	s->len = len;
 	s->prio = prio;

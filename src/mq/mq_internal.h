@@ -93,10 +93,11 @@ struct mq_state {
 struct mq_waitword {
 	_Atomic uint32_t seq;
 	_Atomic uint32_t sleepers;
-	/* not-empty block only: messages queued, mirrored for lock-free
-	 * readiness checks (written under the lock, read anywhere). */
+	/* Mirrors for lock-free readiness checks, written under the lock and
+	 * read anywhere: not-empty block: messages queued; not-full block:
+	 * free slots. */
 	_Atomic uint32_t avail;
-	uint32_t pad;
+	_Atomic uint32_t space;
 } IPCX_ALIGNED;
 
 struct mq_hdr {
@@ -167,6 +168,10 @@ IPCX_HIDDEN void ipcx__mq_unlock(ipcx_mq *mq);
 IPCX_HIDDEN uint64_t ipcx__proc_start(int32_t pid);
 IPCX_HIDDEN void ipcx__mq_publish_avail(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i);
+/* Pop a free slot (lock held): its index, MQ_NONE if none, or MQ_BAD if the
+ * free list is corrupted. */
+IPCX_HIDDEN uint32_t ipcx__mq_alloc_slot(ipcx_mq *mq);
+#define MQ_BAD 0xfffffffeu
 /* Free (or, while its messages are queued, retire) an attach entry. */
 IPCX_HIDDEN void ipcx__mq_detach_entry(ipcx_mq *mq, uint32_t idx);
 /* Liveness hook of every wait: reclaims what dead processes held.  0. */

@@ -148,7 +148,9 @@ static int check(void)
 	uint32_t last_inc[SENDERS] = { 0 };
 	for (uint32_t k = 0; k < n; k++) {
 		struct deliv *d = &sh->d[k];
-		if (d->redelivered || d->phase == 2)
+		/* inc 0: a receiver killed while writing this record (it had not
+		 * released the message, so it was redelivered) */
+		if (d->redelivered || d->phase == 2 || d->inc == 0)
 			continue;
 		if (d->inc < last_inc[d->sender] ||
 		    (d->inc == last_inc[d->sender] && d->seq < last_seq[d->sender])) {
@@ -169,17 +171,17 @@ static int check(void)
 	for (unsigned s = 0; s < SENDERS; s++) {
 		uint64_t acked = atomic_load(&sh->acked[s]), want = 0;
 		bool any_prev_unreleased = false;
+		struct deliv *p = NULL;
 		for (uint32_t k = 0; k < n; k++) {
 			struct deliv *d = &sorted[k];
-			if (d->sender != s)
+			if (d->sender != s || d->inc == 0)
 				continue;
 			if (d->seq > want && want < acked) {
 				fprintf(stderr, "sender %u: acknowledged seq %llu lost\n", s,
 					(unsigned long long)want);
 				return T_FAIL;
 			}
-			if (d->seq + 1 == want) { /* another delivery of d->seq */
-				struct deliv *p = &sorted[k - 1];
+			if (p && d->seq + 1 == want) { /* another delivery of d->seq */
 				bool retried = d->inc != p->inc; /* an unacknowledged send, retried */
 				bool ok = retried || d->redelivered || p->redelivered ||
 					  ((d->phase == 2 || p->phase == 2) && any_prev_unreleased);
@@ -195,6 +197,7 @@ static int check(void)
 			if (!atomic_load(&d->released))
 				any_prev_unreleased = true;
 			want = d->seq + 1;
+			p = d;
 		}
 		if (want < acked) {
 			fprintf(stderr, "sender %u: acknowledged seqs %llu..%llu lost\n", s,
