@@ -19,9 +19,12 @@
  * Concurrency.  Every function may be called from any number of threads and
  * processes at once, on one handle or on several.  The mailbox's state is
  * guarded by a robust, priority-inheriting, process-shared mutex that is held
- * only for a few list operations: never across a wait, a copy of the payload,
- * or file I/O (except the rare log truncation of an empty mailbox).  Waiting
- * (ipcx_wait policies, as for rings) happens outside it, on futexes.
+ * only for a few list operations (and, in the copying calls of a memory-only
+ * mailbox, the copy of a message of at most 1 KiB): never across a wait, a
+ * larger copy, or file I/O (except the rare truncation of the log of an
+ * empty mailbox).  Waiting (ipcx_wait policies, as for rings) happens outside
+ * it, on futexes.  Progress: blocking (lock-based), starvation-free among
+ * lockers only as far as the kernel's PI futexes are.
  *
  * Peer death.  A message that a dead producer had loaned but not committed
  * never appears.  A message that a dead consumer had taken but not released
