@@ -39,6 +39,8 @@ static int try_posix(const char *name, long maxmsg, long msgsize)
 	return 0;
 }
 
+static int over_cap_rc = -1; /* mq_open above msg_max: 0 accepted, else errno */
+
 static int run_posix(struct lab_out *out, int *posix_ok)
 {
 	char name[64];
@@ -71,7 +73,7 @@ static int run_posix(struct lab_out *out, int *posix_ok)
 
 	/* Above the sysctl limits: refused unless CAP_SYS_RESOURCE; the hard
 	 * ceilings (HARD_MSGMAX, HARD_MSGSIZEMAX) hold for everyone. */
-	int rc = try_posix(name, msg_max + 1, 64);
+	int rc = over_cap_rc = try_posix(name, msg_max + 1, 64);
 	lab_fact(out, "posix mq_maxmsg = msg_max + 1", "%s", rc ? strerror(rc) : "accepted");
 	rc = try_posix(name, 4, msgsize_max + 1);
 	lab_fact(out, "posix mq_msgsize = msgsize_max + 1", "%s", rc ? strerror(rc) : "accepted");
@@ -191,10 +193,12 @@ static int mq_limits_run(struct lab_out *out)
 		    "msgmni is the number of queues. POSIX: 10 x 8192 are the defaults "
 		    "(msg_default, msgsize_default) and msg_max / msgsize_max the sysctl caps, which "
 		    "are tunable (mq_overview(7): CAP_SYS_RESOURCE may exceed them; this process "
-		    "could not). A full queue makes a blocking sender wait (measured with "
+		    "%s). A full queue makes a blocking sender wait (measured with "
 		    "mq_timedsend) and a non-blocking one fail with EAGAIN (both queues); POSIX also "
 		    "refuses a receive buffer smaller than the queue's message size (EMSGSIZE)%s.",
-		    msgmax, msgmnb, count, posix_ok ? "" : " (POSIX queues unavailable here)");
+		    msgmax, msgmnb, count,
+		    over_cap_rc == 0 ? "could" : over_cap_rc > 0 ? "could not" : "was not tried",
+		    posix_ok ? "" : " (POSIX queues unavailable here)");
 	return 0;
 }
 
