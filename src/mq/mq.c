@@ -452,6 +452,7 @@ static ipcx_mq *mq_alloc(void)
 
 static void mq_free(ipcx_mq *mq)
 {
+	ipcx__mq_log_unmap(mq);
 	if (mq->log_fd >= 0)
 		close(mq->log_fd);
 	ipcx_region_close(mq->region);

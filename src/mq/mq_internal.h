@@ -83,7 +83,8 @@ struct mq_state {
 	uint32_t tail[IPCX_MQ_PRIO_LEVELS];
 	uint32_t cnt[IPCX_MQ_PRIO_LEVELS];
 	uint64_t seq_next;
-	uint64_t log_tail; /* next record offset in the log */
+	uint64_t log_tail;  /* next record offset in the log */
+	uint64_t log_alloc; /* bytes of log file allocated (fallocate) */
 	struct mq_bucket shape;
 	uint64_t sent, received, dropped, redelivered, cancelled, shaped, fair_waits;
 	uint64_t recovered, log_skipped;
@@ -151,6 +152,8 @@ struct ipcx_mq {
 	struct mq_bucket shape; /* per-sender bucket (under the mailbox lock) */
 	uint32_t roles;         /* roles already published to our entry */
 	int log_fd;             /* -1: memory only */
+	unsigned char *log_map; /* the log file, mapped (MQ_LOG_WINDOW bytes) */
+	uint64_t log_size;      /* file size as last seen by this handle */
 	/* readiness thread (mq_notify.c) */
 	pthread_mutex_t nlock;
 	int thread_started;
@@ -187,6 +190,7 @@ enum { MQ_REC_PUT = 0x5455504du /* "MPUT" */, MQ_REC_DEL = 0x4c45444du /* "MDEL"
 
 IPCX_HIDDEN int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode);
 IPCX_HIDDEN int ipcx__mq_log_attach(ipcx_mq *mq);
+IPCX_HIDDEN void ipcx__mq_log_unmap(ipcx_mq *mq);
 IPCX_HIDDEN int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off);
 IPCX_HIDDEN int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off);
 IPCX_HIDDEN int ipcx__mq_log_sync(ipcx_mq *mq);
@@ -195,7 +199,16 @@ IPCX_HIDDEN int ipcx__mq_log_after_write(ipcx_mq *mq);
 /* Reset an empty log to its header (lock held). */
 IPCX_HIDDEN void ipcx__mq_log_compact(ipcx_mq *mq);
 IPCX_HIDDEN uint64_t ipcx__mq_rec_size(uint32_t len);
-/* Reserve `bytes` of log at its tail (lock held); the writer then calls
+/* Largest log file: each handle maps this much address space once. */
+#define MQ_LOG_WINDOW (16ull << 30)
+#define MQ_LOG_NONE UINT64_MAX
+/* Reserve a message record of len payload bytes at the log's tail (lock
+ * held), growing the file first so that the removal records of every live
+ * message are sure to fit too: a full disk shows here, as -ENOSPC, never
+ * later.  0 and *off, or -errno. */
+IPCX_HIDDEN int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off);
+/* Reserve a removal record (lock held); MQ_LOG_NONE if there is no room
+ * (only when the shared state is inconsistent).  The writer then calls
  * ipcx__mq_log_put / ipcx__mq_log_del_done and ipcx__mq_log_written. */
 IPCX_HIDDEN uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes);
 IPCX_HIDDEN void ipcx__mq_log_written(ipcx_mq *mq);

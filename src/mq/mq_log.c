@@ -146,31 +146,98 @@ int ipcx__mq_log_after_write(ipcx_mq *mq)
 	}
 }
 
+/* Room at [off, off + len) of the mapped file, checked against the file's
+ * real size (never the shared state alone: writing past the end of a
+ * mapped file raises SIGBUS). */
+static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if (ipcx__add_overflow(off, len, &end) || end > MQ_LOG_WINDOW || off < MQ_LOG_HDR)
+		return NULL;
+	if (end > mq->log_size) {
+		struct stat sb;
+		if (fstat(mq->log_fd, &sb) < 0 || (uint64_t)sb.st_size < end)
+			return NULL;
+		mq->log_size = (uint64_t)sb.st_size;
+	}
+	return mq->log_map + off;
+}
+
+/* Records are stored into the mapped file: page cache, like pwrite, without
+ * a system call per message.  The CRC is written last, so a record torn by
+ * a crash does not check out. */
 int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off)
 {
 	const struct mq_slot *s = &mq->slots[slot];
 	uint32_t len = s->len;
 	const void *payload = mq->bufs + (size_t)slot * mq->stride;
+	uint64_t rs = ipcx__mq_rec_size(len);
+	unsigned char *p = log_at(mq, off, rs);
+	if (!p)
+		return -EBADMSG;
 	struct log_rec r = { MQ_REC_PUT, len, seq, s->prio, 0, 0, 0 };
-	r.crc = rec_crc(&r, payload, len);
-	static const char zeros[8];
-	size_t pad = (size_t)(ipcx__mq_rec_size(len) - MQ_REC_HDR - len);
-	struct iovec iov[3] = { { &r, sizeof r }, { (void *)payload, len }, { (void *)zeros, pad } };
-	return write_all(mq->log_fd, iov, 3, off);
+	memcpy(p + MQ_REC_HDR, payload, len);
+	memset(p + MQ_REC_HDR + len, 0, rs - MQ_REC_HDR - len);
+	r.crc = rec_crc(&r, p + MQ_REC_HDR, len); /* what the file holds */
+	memcpy(p, &r, sizeof r);
+	return 0;
 }
 
 int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off)
 {
+	if (off == MQ_LOG_NONE)
+		return -ENOSPC;
+	unsigned char *p = log_at(mq, off, MQ_REC_HDR);
+	if (!p)
+		return -EBADMSG;
 	struct log_rec r = { MQ_REC_DEL, 0, seq, 0, 0, 0, 0 };
 	r.crc = rec_crc(&r, NULL, 0);
-	struct iovec iov = { &r, sizeof r };
-	return write_all(mq->log_fd, &iov, 1, off);
+	memcpy(p, &r, sizeof r);
+	return 0;
+}
+
+/* Grow the file to at least `need` bytes, a chunk at a time (lock held). */
+static int grow(ipcx_mq *mq, uint64_t need)
+{
+	struct mq_state *st = &mq->h->st;
+	if (need <= st->log_alloc)
+		return 0;
+	if (need > MQ_LOG_WINDOW)
+		return -EFBIG;
+	uint64_t chunk = ipcx__mq_log_chunk ? ipcx__mq_log_chunk : 4096;
+	uint64_t to = (need + chunk - 1) / chunk * chunk;
+	if (to > MQ_LOG_WINDOW)
+		to = MQ_LOG_WINDOW;
+	/* Allocate the blocks now: stores into a mapped file that has none
+	 * would meet a full disk as SIGBUS. */
+	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)st->log_alloc,
+				       (off_t)(to - st->log_alloc));
+	if (e)
+		return e == ENOSPC || e == EDQUOT ? -ENOSPC : e == EFBIG ? -EFBIG : -e;
+	st->log_alloc = to;
+	return 0;
+}
+
+int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
+{
+	struct mq_state *st = &mq->h->st;
+	/* This record, and one removal record for every message that could
+	 * still need one (this one included). */
+	uint64_t live = (uint64_t)st->count + st->nloaned + st->ntaken + 1;
+	int rc = grow(mq, st->log_tail + ipcx__mq_rec_size(len) + live * MQ_REC_HDR);
+	if (rc)
+		return rc;
+	*off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(len));
+	return 0;
 }
 
 uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes)
 {
-	uint64_t off = mq->h->st.log_tail;
-	mq->h->st.log_tail += bytes;
+	struct mq_state *st = &mq->h->st;
+	if (st->log_tail + bytes > st->log_alloc && grow(mq, st->log_tail + bytes))
+		return MQ_LOG_NONE;
+	uint64_t off = st->log_tail;
+	st->log_tail += bytes;
 	/* relaxed: a count; compaction reads it under the lock, and a record
 	 * reserved under the lock cannot be missed there */
 	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
@@ -185,7 +252,8 @@ void ipcx__mq_log_written(ipcx_mq *mq)
 int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
 {
 	int rc = ipcx__mq_log_del(mq, seq, off);
-	ipcx__mq_log_written(mq);
+	if (off != MQ_LOG_NONE)
+		ipcx__mq_log_written(mq);
 	return rc ? rc : ipcx__mq_log_after_write(mq);
 }
 
@@ -198,7 +266,8 @@ void ipcx__mq_log_compact(ipcx_mq *mq)
 		return;
 	if (ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR))
 		return;
-	st->log_tail = MQ_LOG_HDR;
+	st->log_tail = st->log_alloc = MQ_LOG_HDR;
+	mq->log_size = MQ_LOG_HDR;
 	if (mq->h->sync == IPCX_MQ_SYNC_ALWAYS)
 		(void)sync_fd(mq);
 }
@@ -309,7 +378,12 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 		off += rs;
 		valid_end = off;
 	}
-	skipped += size - valid_end;
+	/* What follows the last record: space allocated ahead (zeros) is not
+	 * damage; anything else is a torn or corrupt tail. */
+	uint64_t tail_end = size;
+	while (tail_end > valid_end && map[tail_end - 1] == 0)
+		tail_end--;
+	skipped += tail_end - valid_end;
 	qsort(dels, nd, sizeof *dels, cmp_u64);
 	/* Records are in sequence order except across a hole; queue in
 	 * sequence order so each level keeps its FIFO. */
@@ -340,6 +414,24 @@ out:
 	free(dels);
 	munmap((void *)map, size);
 	return rc;
+}
+
+static int map_log(ipcx_mq *mq)
+{
+	/* Address space for the largest log, once: the file grows under it. */
+	void *p = mmap(NULL, MQ_LOG_WINDOW, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       mq->log_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	mq->log_map = p;
+	return 0;
+}
+
+void ipcx__mq_log_unmap(ipcx_mq *mq)
+{
+	if (mq->log_map)
+		munmap(mq->log_map, MQ_LOG_WINDOW);
+	mq->log_map = NULL;
 }
 
 int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
@@ -382,6 +474,14 @@ int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
 			rc = -errno;
 	}
 	atomic_store_explicit(&mq->h->log.last_sync_ns, ipcx__now_ns(), memory_order_relaxed);
+	if (!rc) {
+		mq->h->st.log_alloc = mq->h->st.log_tail;
+		mq->log_size = mq->h->st.log_tail;
+		rc = map_log(mq);
+	}
+	/* Room for the removal records of the recovered messages. */
+	if (!rc)
+		rc = grow(mq, mq->h->st.log_tail + (uint64_t)mq->h->st.count * MQ_REC_HDR);
 	/* Shared from now on: every process with the mailbox open holds it. */
 	if (!rc && flock(fd, LOCK_SH) < 0)
 		rc = -errno;
@@ -399,5 +499,6 @@ int ipcx__mq_log_attach(ipcx_mq *mq)
 	struct log_hdr hd;
 	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
-	return read_hdr(fd, &hd);
+	int rc = read_hdr(fd, &hd);
+	return rc ? rc : map_log(mq);
 }

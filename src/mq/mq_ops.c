@@ -371,9 +371,17 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 	if (h->persistent) {
 		/* Sequence and log position are taken together, so the log's
 		 * records are in sequence order. */
+		uint64_t off;
+		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
+			/* No room in the log: the message is not sent. */
+			drop_loan(mq, s, i);
+			ipcx__mq_unlock(mq);
+			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+			return rc;
+		}
 		s->state = S_COMMITTING;
 		s->seq = st->seq_next++;
-		uint64_t seq = s->seq, off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(s->len));
+		uint64_t seq = s->seq;
 		uint32_t gen = s->gen;
 		ipcx__mq_unlock(mq);
 		rc = ipcx__mq_log_put(mq, i, seq, off);
@@ -396,7 +404,8 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 			ipcx__mq_unlock(mq);
 			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 			(void)ipcx__mq_log_del(mq, seq, doff);
-			ipcx__mq_log_written(mq);
+			if (doff != MQ_LOG_NONE)
+				ipcx__mq_log_written(mq);
 			return rc;
 		}
 	} else {

@@ -16,7 +16,11 @@ struct ipcx__mq_sys {
 	ssize_t (*pwritev)(int fd, const struct iovec *iov, int iovcnt, off_t off);
 	int (*fdatasync)(int fd);
 	int (*ftruncate)(int fd, off_t len);
+	int (*fallocate)(int fd, off_t off, off_t len); /* posix_fallocate: returns an errno */
 };
+
+/* Bytes the log file grows by at a time (tests make it small). */
+IPCX_HIDDEN extern uint64_t ipcx__mq_log_chunk;
 
 IPCX_HIDDEN extern struct ipcx__mq_sys ipcx__mq_sys;
 

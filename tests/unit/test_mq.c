@@ -1,5 +1,7 @@
 /* Mailbox: priorities, FIFO, limits, full policies, shaping, fairness,
- * zero-copy, readiness, peer death and lock-holder death. */
+ * zero-copy, readiness, peer death and lock-holder death.
+ * ipcx-test-labels: tsan
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
