@@ -423,7 +423,13 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 	ipcx_mq_msg m;
 	if (len && !buf)
 		return -EINVAL;
-	bool small = mq && !mq->h->persistent && len <= MQ_SMALL;
+	if (!mq)
+		return -EINVAL;
+	struct mq_hdr *h = mq->h;
+	/* Small messages go in one critical section: slot, copy, log record
+	 * (a store into the mapped log) and queueing.  Not in sync "always",
+	 * where the message must be durable before anyone can see it. */
+	bool small = len <= MQ_SMALL && (!h->persistent || h->sync != IPCX_MQ_SYNC_ALWAYS);
 	int rc = acquire(mq, &m, len, prio, wait, small);
 	if (rc)
 		return rc;
@@ -431,14 +437,45 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 		memcpy(m.data, buf, len);
 	if (!small)
 		return ipcx_mq_commit(mq, &m);
-	mq->slots[m.slot].seq = mq->h->st.seq_next++;
+	struct mq_slot *s = &mq->slots[m.slot];
+	if (h->persistent) {
+		uint64_t off;
+		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
+			drop_loan(mq, s, m.slot);
+			ipcx__mq_unlock(mq);
+			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+			return rc;
+		}
+		s->state = S_COMMITTING; /* a death from here on owes a removal record */
+		s->seq = h->st.seq_next++;
+		rc = ipcx__mq_log_put(mq, m.slot, s->seq, off);
+		ipcx__mq_log_written(mq);
+		if (rc) {
+			drop_loan(mq, s, m.slot);
+			ipcx__mq_unlock(mq);
+			return rc;
+		}
+	} else {
+		s->seq = h->st.seq_next++;
+	}
 	enqueue(mq, m.slot);
 	ipcx__mq_unlock(mq);
-	ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
-	return 0;
+	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
+	/* Batch mode: the send that completes a batch syncs it.  Should that
+	 * fail, the send reports -EIO although the message is queued. */
+	return h->persistent ? ipcx__mq_log_after_write(mq) : 0;
 }
 
 /* ---- receiving -------------------------------------------------------- */
+
+static void compact_if_empty(ipcx_mq *mq)
+{
+	struct mq_state *st = &mq->h->st;
+	if (!st->count && !st->nloaned && !st->ntaken && st->log_tail >= MQ_COMPACT_BYTES &&
+	    !atomic_load_explicit(&mq->h->log.inflight, memory_order_relaxed))
+		ipcx__mq_log_compact(mq);
+}
+
 
 struct tctx {
 	ipcx_mq *mq;
@@ -446,6 +483,7 @@ struct tctx {
 	size_t cap; /* SIZE_MAX for take */
 	void *buf;  /* small copying receive: copy here and free the slot */
 	bool copied;
+	int log_rc; /* ... and the result of logging its removal */
 };
 
 static int try_take(void *arg)
@@ -483,7 +521,17 @@ static int try_take(void *arg)
 		c->copied = true;
 		st->bytes_held -= s->len;
 		st->received++;
+		uint64_t seq = s->seq;
 		ipcx__mq_free_slot(mq, i);
+		if (mq->h->persistent) {
+			/* After the slot is freed: a death in between leaves a
+			 * message the log may deliver again, never one it lost. */
+			uint64_t off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+			c->log_rc = ipcx__mq_log_del(mq, seq, off);
+			if (off != MQ_LOG_NONE)
+				ipcx__mq_log_written(mq);
+			compact_if_empty(mq);
+		}
 		ipcx__mq_publish_avail(mq);
 		ipcx__mq_unlock(mq);
 		return 1;
@@ -511,15 +559,18 @@ static int try_take(void *arg)
 static int take(ipcx_mq *mq, ipcx_mq_msg *m, size_t cap, void *buf, const ipcx_wait *call)
 {
 	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
-	struct tctx c = { mq, m, cap, buf, false };
+	struct tctx c = { mq, m, cap, buf, false, 0 };
 	ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, try_take, &c, ipcx__mq_check, mq };
 	int rc = ipcx__wait(&w, &ws);
 	if (rc == -EAGAIN && mq->efd >= 0)
 		ipcx__mq_notify_rearm(mq);
 	if (rc < 0)
 		return rc;
-	if (c.copied)
+	if (c.copied) {
 		ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+		if (mq->h->persistent && !c.log_rc)
+			(void)ipcx__mq_log_after_write(mq); /* a failure marks the log */
+	}
 	return c.copied;
 }
 
@@ -528,14 +579,6 @@ IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait)
 	if (!mq || !m)
 		return -EINVAL;
 	return take(mq, m, SIZE_MAX, NULL, wait);
-}
-
-static void compact_if_empty(ipcx_mq *mq)
-{
-	struct mq_state *st = &mq->h->st;
-	if (!st->count && !st->nloaned && !st->ntaken && st->log_tail >= MQ_COMPACT_BYTES &&
-	    !atomic_load_explicit(&mq->h->log.inflight, memory_order_relaxed))
-		ipcx__mq_log_compact(mq);
 }
 
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
@@ -586,7 +629,8 @@ IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 	if (!mq || (cap && !buf))
 		return -EINVAL;
 	ipcx_mq_msg m;
-	int rc = take(mq, &m, cap, mq->h->persistent ? NULL : buf, wait);
+	bool small_ok = !mq->h->persistent || mq->h->sync != IPCX_MQ_SYNC_ALWAYS;
+	int rc = take(mq, &m, cap, small_ok ? buf : NULL, wait);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
