@@ -166,9 +166,11 @@ IPCX_API int ipcx_mq_unlink(const char *name);
  * Errors: -EMSGSIZE len > max_msg; -EINVAL prio >= IPCX_MQ_PRIO_LEVELS;
  * when full or shaped: -EAGAIN (FULL_FAIL, or a non-blocking policy),
  * -ETIMEDOUT, -ENOBUFS (FULL_DROP discarded this message); persistent:
- * -ENOSPC, -EIO (the message was not queued; after an fdatasync failure the
- * log is marked failed and every later send fails with -EIO), -EBADMSG the
- * shared state is corrupted.
+ * -ENOSPC the log cannot grow (the message was not queued), -EFBIG the log
+ * reached its bound, -EIO an fdatasync failed (the message is not
+ * acknowledged; in sync batch a message of up to 1 KiB may already be
+ * queued; the log is marked failed and every later send fails with -EIO);
+ * -EBADMSG the shared state is corrupted.
  */
 IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned prio,
 			  const ipcx_wait *wait);
