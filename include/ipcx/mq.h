@@ -130,7 +130,10 @@ typedef struct ipcx_mq_msg {
  * every process that has the mailbox open: a second mailbox on the same log
  * gets -EBUSY.
  *
- * Errors: -EINVAL bad name or option; -EEXIST; -ENOMEM; -EBUSY; -EPROTO the
+ * A relative log path is made absolute (other processes open it too).
+ *
+ * Errors: -EINVAL bad name or option; -EEXIST; -ENOMEM; -EBUSY;
+ * -ENAMETOOLONG the absolute log path is IPCX_MQ_LOG_PATH_MAX or longer; -EPROTO the
  * log is not an ipcx mailbox log; -EPROTONOSUPPORT log version; -EBADMSG the
  * log's header is damaged or it is shorter than a header; -EOVERFLOW the log
  * holds more messages, bytes, or a larger message than opts allow;

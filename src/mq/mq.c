@@ -548,9 +548,19 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	}
 	atomic_store_explicit(&h->nf.space, o.depth, memory_order_relaxed);
 	if (o.log_path) {
+		/* Other processes open the log by this path: make it absolute. */
+		char cwd[IPCX_MQ_LOG_PATH_MAX];
+		int n = o.log_path[0] == '/' ? snprintf(h->log_path, sizeof h->log_path, "%s",
+							o.log_path)
+			: getcwd(cwd, sizeof cwd)
+				? snprintf(h->log_path, sizeof h->log_path, "%s/%s", cwd, o.log_path)
+				: -1;
+		if (n < 0 || (size_t)n >= sizeof h->log_path) {
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
 		h->persistent = 1;
-		snprintf(h->log_path, sizeof h->log_path, "%s", o.log_path);
-		if ((rc = ipcx__mq_log_create(mq, o.log_path, h->mode)))
+		if ((rc = ipcx__mq_log_create(mq, h->log_path, h->mode)))
 			goto fail;
 	}
 	if ((rc = register_self(mq)))

@@ -5,7 +5,7 @@ set -u
 ipcx=$1
 name="tclimq$$"
 dir=$(mktemp -d /var/tmp/ipcx-cli-mq.XXXXXX)
-cleanup() { "$ipcx" rm "$name" "$name-p" >/dev/null 2>&1; rm -rf "$dir"; }
+cleanup() { "$ipcx" rm "$name" "$name-p" "$name-x" >/dev/null 2>&1; rm -rf "$dir"; }
 fail() { echo "FAIL: $*" >&2; cleanup; exit 1; }
 trap cleanup EXIT
 
@@ -48,5 +48,10 @@ echo "$err" | grep -q "not an ipcx object" || fail "unclear junk-log error: $err
 err=$("$ipcx" mq create "$name-p" --log /dev/shm/ipcx-cli-not-durable.log 2>&1) && fail "tmpfs log accepted"
 echo "$err" | grep -q "real file system" || fail "unclear tmpfs error: $err"
 [ -e /dev/shm/ipcx-cli-not-durable.log ] && fail "tmpfs log left behind"
+# A relative log path is stored absolute, so other processes find the log.
+(cd "$dir" && "$ipcx" mq create "$name-p" --log rel.log >/dev/null) || fail "create with a relative log"
+"$ipcx" mq stat "$name-p" | grep -q "log: *$dir/rel.log" || fail "log path not absolute"
+"$ipcx" mq send "$name-p" from-elsewhere || fail "send with a relative log"
+"$ipcx" rm "$name-p"
 "$ipcx" rm "$name" || fail "rm"
 exit 0
