@@ -3,7 +3,7 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build bench test test-sanitize test-asan test-tsan ci install clean
+.PHONY: all deps build bench test test-sanitize test-asan test-tsan ci install clean fuzz
 
 all: build
 
@@ -44,3 +44,13 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+
+# Coverage-guided fuzzing of the shared-memory validation (needs clang):
+# FUZZ_SECONDS per target; new inputs go to the corpus under tests/fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	mkdir -p $(BUILD)-fuzz
+	for f in tests/fuzz/fuzz_*.c; do n=$$(basename $$f .c); \
+	  clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -DIPCX_LIBFUZZER \
+	    -D_GNU_SOURCE -DIPCX_BUILDING_LIBRARY -Iinclude src/*/*.c $$f -o $(BUILD)-fuzz/$$n -lpthread && \
+	  $(BUILD)-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n || exit 1; done

@@ -3,7 +3,7 @@
 # packages.  Does nothing when everything is there already.
 set -euo pipefail
 
-packages=(gcc make cmake pkg-config libcmocka-dev)
+packages=(gcc make cmake pkg-config libcmocka-dev python3 jq)
 # Optional: charts in docs and lab output (not needed to build or test).
 optional=(gnuplot-nox)
 

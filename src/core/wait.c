@@ -33,6 +33,8 @@ static int sleep_once(const ipcx__waitspec *ws, uint64_t deadline, bool has_dead
 
 int ipcx__wait(const ipcx_wait *w, const ipcx__waitspec *ws)
 {
+	if (ipcx__unlikely(w->mode > IPCX_WAIT_NONBLOCK))
+		return -EINVAL;
 	int r = ws->ready(ws->ready_arg);
 	if (r != 0)
 		return r;

@@ -346,6 +346,19 @@ static int region_attach(ipcx_region *r, uint32_t kind)
 	return 0;
 }
 
+/* Attach r to the object behind fd (-1 with errno set on a failed open). */
+static int region_open_with(ipcx_region **out, ipcx_region *r, int fd, uint32_t kind)
+{
+	int rc = fd < 0 ? -errno : 0;
+	r->fd = fd;
+	if (rc || (rc = region_attach(r, kind))) {
+		region_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
 IPCX_API int ipcx_region_open(ipcx_region **out, const char *name, uint32_t kind)
 {
 	char path[IPCX_NAME_MAX + 8];
@@ -358,15 +371,7 @@ IPCX_API int ipcx_region_open(ipcx_region **out, const char *name, uint32_t kind
 	ipcx_region *r = region_alloc(name);
 	if (!r)
 		return -ENOMEM;
-	r->fd = shm_open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
-	if (r->fd < 0 || (rc = region_attach(r, kind))) {
-		if (!rc)
-			rc = -errno;
-		region_free(r);
-		return rc;
-	}
-	*out = r;
-	return 0;
+	return region_open_with(out, r, shm_open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0), kind);
 }
 
 IPCX_API int ipcx_region_open_fd(ipcx_region **out, int fd, uint32_t kind)
@@ -377,16 +382,7 @@ IPCX_API int ipcx_region_open_fd(ipcx_region **out, int fd, uint32_t kind)
 	ipcx_region *r = region_alloc(NULL);
 	if (!r)
 		return -ENOMEM;
-	int rc = 0;
-	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (r->fd < 0 || (rc = region_attach(r, kind))) {
-		if (!rc)
-			rc = -errno;
-		region_free(r);
-		return rc;
-	}
-	*out = r;
-	return 0;
+	return region_open_with(out, r, fcntl(fd, F_DUPFD_CLOEXEC, 0), kind);
 }
 
 IPCX_API int ipcx_region_close(ipcx_region *r)

@@ -27,13 +27,32 @@
 #define RING_MIN_CAP 4096ull
 #define RING_MAX_CAP (1ull << 40)
 #define RING_DEFAULT_CAP (1ull << 20)
+#define PREFETCH_AHEAD 512u
 
 enum { ROLE_NONE = 0, ROLE_ATTACHED = 1, ROLE_CLOSED = 2 };
 
+/* A role slot is one word, pid in the low half and ROLE_* in the high half,
+ * so taking, closing and inspecting a role are single atomic operations. */
 struct role_slot {
-	_Atomic int32_t pid;   /* holder, 0 if none */
-	_Atomic uint32_t state;/* ROLE_* */
+	_Atomic uint64_t word;
 };
+
+static inline uint64_t role_word(int32_t pid, uint32_t state)
+{
+	return (uint64_t)state << 32 | (uint32_t)pid;
+}
+static inline int32_t role_pid(uint64_t w)
+{
+	return (int32_t)(uint32_t)w;
+}
+static inline uint32_t role_state(uint64_t w)
+{
+	return (uint32_t)(w >> 32);
+}
+static inline uint32_t slot_state(struct role_slot *s, memory_order mo)
+{
+	return role_state(atomic_load_explicit(&s->word, mo));
+}
 
 /* The ring's shared header: an ABI.  Each block is written by one side. */
 struct ring_hdr {
@@ -53,6 +72,10 @@ struct ring_hdr {
 	/* The producer sleeps here waiting for room; the consumer wakes it. */
 	IPCX_ALIGNED _Atomic uint32_t space_seq;
 	_Atomic uint32_t space_sleepers;
+	/* Producer-written, rarely: the head value at which it has the room it
+	 * is waiting for (0: not waiting).  The consumer publishes its head in
+	 * batches and at once when it reaches this. */
+	_Atomic uint64_t space_want;
 	/* Who is attached. */
 	IPCX_ALIGNED struct role_slot producer;
 	struct role_slot consumer;
@@ -80,8 +103,10 @@ struct ipcx_ring {
 	uint64_t head_cache; /* consumer's head, as last read */
 	uint64_t resv_at;    /* position of the open reservation's record */
 	uint64_t resv_len;   /* its payload length; UINT64_MAX = none */
+	int want_set;        /* space_want holds a request of ours */
 	/* consumer */
 	uint64_t head;       /* next read position (released up to here) */
+	uint64_t head_pub;   /* last published head */
 	uint64_t tail_cache; /* producer's tail, as last read */
 	uint64_t peek_end;   /* end of the peeked record, 0 = none */
 };
@@ -110,21 +135,19 @@ static int attach_role(ipcx_ring *r)
 	struct role_slot *s = my_slot(r);
 	int32_t me = (int32_t)getpid();
 	for (int tries = 0; tries < 100; tries++) {
-		int32_t cur = atomic_load_explicit(&s->pid, memory_order_acquire);
-		uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-		if (cur != 0 && st == ROLE_ATTACHED) {
+		uint64_t cur = atomic_load_explicit(&s->word, memory_order_acquire);
+		if (role_state(cur) == ROLE_ATTACHED) {
 			ipcx__peer p = IPCX__PEER_INIT;
-			int alive = ipcx__peer_watch(&p, cur) == 0 && ipcx__peer_alive(&p);
+			int alive = ipcx__peer_watch(&p, role_pid(cur)) == 0 && ipcx__peer_alive(&p);
 			ipcx__peer_release(&p);
 			if (alive)
 				return -EBUSY;
 		}
-		/* acq_rel: we take the slot from whoever held it (or nobody) */
-		if (atomic_compare_exchange_strong_explicit(&s->pid, &cur, me, memory_order_acq_rel,
-							    memory_order_acquire)) {
-			atomic_store_explicit(&s->state, ROLE_ATTACHED, memory_order_release);
+		/* acq_rel: we take the slot from whoever held it (or nobody); a
+		 * racing attacher's CAS fails and it sees us ATTACHED and alive */
+		if (atomic_compare_exchange_strong_explicit(&s->word, &cur, role_word(me, ROLE_ATTACHED),
+							    memory_order_acq_rel, memory_order_acquire))
 			return 0;
-		}
 	}
 	return -EBUSY;
 }
@@ -132,7 +155,8 @@ static int attach_role(ipcx_ring *r)
 static int ring_map(ipcx_ring **out, ipcx_region *reg, int role, const ipcx_wait *wait)
 {
 	*out = NULL;
-	if (role < IPCX_RING_NOROLE || role > IPCX_RING_CONSUMER) {
+	if (role < IPCX_RING_NOROLE || role > IPCX_RING_CONSUMER ||
+	    (wait && wait->mode > IPCX_WAIT_NONBLOCK)) {
 		ipcx_region_close(reg);
 		return -EINVAL;
 	}
@@ -185,7 +209,7 @@ static int ring_map(ipcx_ring **out, ipcx_region *reg, int role, const ipcx_wait
 	}
 	r->tail = r->tail_pub = tail;
 	r->head_cache = head;
-	r->head = head;
+	r->head = r->head_pub = head;
 	r->tail_cache = tail;
 	*out = r;
 	return 0;
@@ -274,6 +298,18 @@ static void wake_producer(ipcx_ring *r)
 	ipcx__wake(&r->h->space_seq, &r->h->space_sleepers);
 }
 
+/* Consumer: make released space visible to the producer. */
+static void publish_head(ipcx_ring *r)
+{
+	if (r->head != r->head_pub) {
+		/* release: our reads of the records complete before the producer
+		 * can reuse their space */
+		atomic_store_explicit(&r->h->head, r->head, memory_order_release);
+		r->head_pub = r->head;
+		wake_producer(r);
+	}
+}
+
 IPCX_API int ipcx_ring_close(ipcx_ring *r)
 {
 	if (!r)
@@ -281,13 +317,15 @@ IPCX_API int ipcx_ring_close(ipcx_ring *r)
 	if (r->role != IPCX_RING_NOROLE) {
 		if (r->role == IPCX_RING_PRODUCER)
 			ipcx_ring_flush(r);
+		else
+			publish_head(r);
 		struct role_slot *s = my_slot(r);
 		int32_t me = (int32_t)getpid();
-		/* Only if we still hold it (a live process never loses its role). */
-		if (atomic_load_explicit(&s->pid, memory_order_acquire) == me) {
-			/* release: the peer that sees CLOSED sees all we published */
-			atomic_store_explicit(&s->state, ROLE_CLOSED, memory_order_release);
-		}
+		/* Only if we still hold it.  release: the peer that sees CLOSED
+		 * sees everything we published before. */
+		uint64_t mine = role_word(me, ROLE_ATTACHED);
+		atomic_compare_exchange_strong_explicit(&s->word, &mine, role_word(me, ROLE_CLOSED),
+							memory_order_release, memory_order_relaxed);
 		/* A sleeping peer must notice the close. */
 		if (r->role == IPCX_RING_PRODUCER)
 			wake_consumer(r);
@@ -317,13 +355,13 @@ IPCX_API int ipcx_ring_set_wait(ipcx_ring *r, const ipcx_wait *wait)
 static int peer_check(void *arg)
 {
 	ipcx_ring *r = arg;
-	struct role_slot *s = peer_slot(r);
-	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&peer_slot(r)->word, memory_order_acquire);
+	uint32_t st = role_state(w);
 	if (st == ROLE_CLOSED)
 		return -EPIPE;
 	if (st != ROLE_ATTACHED)
 		return 0; /* not attached yet: keep waiting (the deadline applies) */
-	int32_t pid = atomic_load_explicit(&s->pid, memory_order_acquire);
+	int32_t pid = role_pid(w);
 	if (pid != r->peer.pid) {
 		if (ipcx__peer_watch(&r->peer, pid) == -ESRCH)
 			return -EPIPE;
@@ -369,7 +407,7 @@ static int space_ready(void *arg)
 	r->head_cache = head;
 	if (r->cap - (r->tail - head) >= q->need)
 		return 1;
-	if (atomic_load_explicit(&r->h->consumer.state, memory_order_acquire) == ROLE_CLOSED)
+	if (slot_state(&r->h->consumer, memory_order_acquire) == ROLE_CLOSED)
 		return -EPIPE;
 	return 0;
 }
@@ -384,8 +422,7 @@ static int make_room(ipcx_ring *r, uint64_t len, uint64_t *at, const ipcx_wait *
 		return -EBUSY;
 	if (ipcx__unlikely(len > r->max_msg))
 		return -EMSGSIZE;
-	if (ipcx__unlikely(atomic_load_explicit(&r->h->consumer.state, memory_order_relaxed) ==
-			   ROLE_CLOSED))
+	if (ipcx__unlikely(slot_state(&r->h->consumer, memory_order_relaxed) == ROLE_CLOSED))
 		return -EPIPE;
 	uint64_t rec = rec_size(len);
 	uint64_t off = r->tail & r->mask;
@@ -399,12 +436,31 @@ static int make_room(ipcx_ring *r, uint64_t len, uint64_t *at, const ipcx_wait *
 			 * waiting for exactly that. */
 			ipcx_ring_flush(r);
 			ipcx_wait ww = resolve(r, w);
+			/* A waiting producer asks for an eighth of the ring at least, so
+			 * a full ring refills in bursts instead of a message at a time
+			 * with the head's cache line bouncing for each. */
+			uint64_t want = need;
+			if (ww.mode != IPCX_WAIT_NONBLOCK && want < r->cap / 8)
+				want = r->cap / 8;
+			q.need = want;
+			/* relaxed: a hint; the consumer publishes in batches anyway */
+			atomic_store_explicit(&r->h->space_want, r->tail + want - r->cap,
+					      memory_order_relaxed);
 			ipcx__waitspec ws = { &r->h->space_seq, &r->h->space_sleepers, space_ready, &q,
 					      peer_check, r };
 			rc = ipcx__wait(&ww, &ws);
+			/* After a failure keep asking only for what this call needed
+			 * (a non-blocking producer polls for it); else stop asking. */
+			r->want_set = rc == -EAGAIN || rc == -ETIMEDOUT;
+			atomic_store_explicit(&r->h->space_want,
+					      r->want_set ? r->tail + need - r->cap : 0,
+					      memory_order_relaxed);
 		}
 		if (rc < 0)
 			return rc;
+	} else if (ipcx__unlikely(r->want_set)) {
+		r->want_set = 0;
+		atomic_store_explicit(&r->h->space_want, 0, memory_order_relaxed);
 	}
 	if (rec > to_end) {
 		uint32_t pad[2] = { (uint32_t)(to_end - REC_HDR), REC_PAD };
@@ -431,6 +487,9 @@ IPCX_API int ipcx_ring_send(ipcx_ring *r, const void *buf, size_t len, unsigned 
 	if (rc)
 		return rc;
 	uint8_t *p = r->buf + (at & r->mask);
+	/* Ask for ownership of the lines ahead now: the consumer has read them
+	 * last, and waiting for each in turn stalls the store buffer. */
+	__builtin_prefetch(r->buf + ((at + PREFETCH_AHEAD) & r->mask), 1);
 	uint32_t hdr[2] = { (uint32_t)len, REC_MSG };
 	memcpy(p, hdr, sizeof hdr);
 	if (len)
@@ -483,7 +542,7 @@ static int data_ready(void *arg)
 		return 1;
 	/* Nothing new: a closed producer will send no more.  Re-read the tail
 	 * after seeing CLOSED, since it may have published just before. */
-	if (atomic_load_explicit(&r->h->producer.state, memory_order_acquire) == ROLE_CLOSED) {
+	if (slot_state(&r->h->producer, memory_order_acquire) == ROLE_CLOSED) {
 		tail = atomic_load_explicit(&r->h->tail, memory_order_acquire);
 		if (tail == r->head)
 			return -EPIPE;
@@ -516,6 +575,8 @@ static int next_record(ipcx_ring *r, const ipcx_wait *w, uint8_t **payload, uint
 		if (r->tail_cache == r->head) {
 			int rc = data_ready(r);
 			if (rc == 0) {
+				/* About to wait or fail: the producer gets all the room. */
+				publish_head(r);
 				ipcx_wait ww = resolve(r, w);
 				ipcx__waitspec ws = { &r->h->data_seq, &r->h->data_sleepers, data_ready, r,
 						      producer_check, r };
@@ -551,10 +612,13 @@ IPCX_API int ipcx_ring_release(ipcx_ring *r)
 		return -EINVAL;
 	r->head = r->peek_end;
 	r->peek_end = 0;
-	/* release: our reads of the record complete before the producer can
-	 * reuse its space */
-	atomic_store_explicit(&r->h->head, r->head, memory_order_release);
-	wake_producer(r);
+	/* Publish in batches of a sixteenth of the ring, or at once when the
+	 * producer waits for exactly this much room.  relaxed: a hint (see
+	 * make_room); a missed one only delays publication to the next batch
+	 * or to the moment the ring runs empty. */
+	uint64_t want = atomic_load_explicit(&r->h->space_want, memory_order_relaxed);
+	if (r->head - r->head_pub >= r->cap / 16 || (want && (int64_t)(r->head - want) >= 0))
+		publish_head(r);
 	return 0;
 }
 
@@ -616,9 +680,11 @@ IPCX_API int ipcx_ring_stat(const ipcx_ring *r, ipcx_ring_stats *st)
 	st->used = st->sent_bytes - st->recv_bytes;
 	if (st->used > r->cap)
 		return -EBADMSG;
-	st->producer_pid = atomic_load_explicit(&h->producer.pid, memory_order_relaxed);
-	st->consumer_pid = atomic_load_explicit(&h->consumer.pid, memory_order_relaxed);
-	st->producer_state = (int)atomic_load_explicit(&h->producer.state, memory_order_relaxed);
-	st->consumer_state = (int)atomic_load_explicit(&h->consumer.state, memory_order_relaxed);
+	uint64_t pw = atomic_load_explicit(&h->producer.word, memory_order_relaxed);
+	uint64_t cw = atomic_load_explicit(&h->consumer.word, memory_order_relaxed);
+	st->producer_pid = role_pid(pw);
+	st->consumer_pid = role_pid(cw);
+	st->producer_state = (int)role_state(pw);
+	st->consumer_state = (int)role_state(cw);
 	return 0;
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # cmake --install gives a usable library: headers, shared and static
 # libraries, a pkg-config file and a CMake package that programs build with.
+# (Not in sanitizer builds: outside programs do not load the sanitizer runtime.)
+# ipcx-test-labels: nosan
 set -u
 build=$(dirname "$1")
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -27,8 +27,9 @@ static void test_create_open_close(void **st)
 	assert_int_equal(ipcx_region_open(&b, name, IPCX_KIND_RAW), 0);
 	assert_string_equal(ipcx_region_data(b), "hello");
 	assert_int_equal(ipcx_region_size(a), ipcx_region_size(b));
-	assert_int_equal(ipcx_region_create(&b, name, IPCX_KIND_RAW, 100, NULL), -EEXIST);
-	assert_null(b);
+	ipcx_region *c = (ipcx_region *)1;
+	assert_int_equal(ipcx_region_create(&c, name, IPCX_KIND_RAW, 100, NULL), -EEXIST);
+	assert_null(c);
 	ipcx_region_info info;
 	assert_int_equal(ipcx_region_stat(a, &info), 0);
 	assert_int_equal(info.kind, IPCX_KIND_RAW);
@@ -37,6 +38,7 @@ static void test_create_open_close(void **st)
 	assert_int_equal(ipcx_region_unlink(name), 0);
 	assert_int_equal(ipcx_region_unlink(name), -ENOENT);
 	assert_int_equal(ipcx_region_close(a), 0);
+	assert_int_equal(ipcx_region_close(b), 0);
 	assert_int_equal(ipcx_region_close(NULL), 0);
 	assert_int_equal(t_check_no_leaks(), 0);
 }

@@ -256,6 +256,9 @@ static void test_roles(void **st)
 	assert_int_equal(ipcx_ring_send(p.tx, NULL, 8, 0, &NB), -EINVAL);
 	ipcx_wait bad = { 99, 0, -1 };
 	assert_int_equal(ipcx_ring_set_wait(p.tx, &bad), -EINVAL);
+	assert_int_equal(ipcx_ring_recv(p.rx, b, 8, &bad), -EINVAL);
+	assert_int_equal(ipcx_ring_open_fd(&again, ipcx_ring_fd(p.creator), IPCX_RING_NOROLE, &bad),
+			 -EINVAL);
 	/* A dead holder's role can be taken over. */
 	pid_t pid = fork();
 	if (pid == 0) {

@@ -478,13 +478,9 @@ static int bench_main(int argc, char **argv)
 		for (unsigned mode = BENCH_PINGPONG; mode <= BENCH_STREAM; mode <<= 1) {
 			if (!(modes & mode) || !(m->modes & mode))
 				continue;
-			/* A mechanism whose messages are all smaller than the smallest
-			 * size asked for (eventfd: 8 bytes) runs once at its own size. */
-			size_t smallest = sizes[0];
-			for (unsigned s = 1; s < nsizes; s++)
-				if (sizes[s] < smallest)
-					smallest = sizes[s];
-			int own = m->max_size && m->max_size < smallest && m->max_size < BENCH_STAMP_MIN;
+			/* A mechanism whose messages are too small for a stamp
+			 * (eventfd: 8 bytes) runs once, at its own size. */
+			int own = m->max_size && m->max_size < BENCH_STAMP_MIN;
 			for (unsigned s = 0; s < (own ? 1u : nsizes); s++) {
 				struct row *w = &rows[n++];
 				w->mech = m;
