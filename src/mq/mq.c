@@ -1,5 +1,7 @@
 /* Mailboxes: creation, attachment, the lock, repair and reclaiming of dead owners. */
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,17 +87,79 @@ static inline bool lock_looks_free(pthread_mutex_t *m)
 #endif
 }
 
+/*
+ * The lock lives in memory other processes can write, and glibc trusts it:
+ * a wrong mutex kind, or an owner TID that is our own or no longer exists,
+ * would make pthread_mutex_lock assert or sleep forever.  So before taking
+ * it, check what glibc would trust (glibc layout; elsewhere, nothing).
+ * 0 ok, or -EBADMSG.
+ */
+static pthread_once_t kind_once = PTHREAD_ONCE_INIT;
+static int lock_kind = -1;
+
+static void kind_init(void)
+{
+	pthread_mutex_t t;
+	if (lock_init(&t) == 0) {
+#ifdef __GLIBC__
+		lock_kind = t.__data.__kind;
+#endif
+		pthread_mutex_destroy(&t);
+	}
+}
+
+static int kind_check(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	pthread_once(&kind_once, kind_init);
+	if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != lock_kind)
+		return -EBADMSG;
+#else
+	(void)m;
+#endif
+	return 0;
+}
+
+/* Before sleeping on the lock: is its owner plausible? */
+static int owner_check(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	unsigned w = __atomic_load_n((unsigned *)&m->__data.__lock, __ATOMIC_RELAXED);
+	pid_t tid = (pid_t)(w & FUTEX_TID_MASK);
+	if (!tid || (w & FUTEX_OWNER_DIED))
+		return 0;
+	if (tid == gettid())
+		return -EBADMSG; /* we never lock twice: the word is garbage */
+	if (kill(tid, 0) < 0 && errno == ESRCH) {
+		/* An owner that is gone without the kernel marking the lock (a
+		 * damaged robust list, or a forged word): mark it as the kernel
+		 * would, so the next locker gets EOWNERDEAD and repairs. */
+		__atomic_compare_exchange_n((unsigned *)&m->__data.__lock, &w,
+					    (w & FUTEX_WAITERS) | FUTEX_OWNER_DIED, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+	}
+#else
+	(void)m;
+#endif
+	return 0;
+}
+
 int ipcx__mq_lock(ipcx_mq *mq)
 {
 	pthread_mutex_t *m = &mq->h->lock;
-	int rc = pthread_mutex_trylock(m);
+	int rc = kind_check(m);
+	if (rc)
+		return rc;
+	rc = pthread_mutex_trylock(m);
 	for (int i = 0; rc == EBUSY && i < LOCK_SPINS; i++) {
 		ipcx__cpu_relax();
 		if (lock_looks_free(m))
 			rc = pthread_mutex_trylock(m);
 	}
-	if (rc == EBUSY)
+	if (rc == EBUSY && !(rc = owner_check(m)))
 		rc = pthread_mutex_lock(m);
+	if (rc < 0)
+		return rc;
 	if (ipcx__likely(rc == 0))
 		return 0;
 	if (rc == EOWNERDEAD) {
