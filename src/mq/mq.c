@@ -433,6 +433,12 @@ static void requeue_head(ipcx_mq *mq, uint32_t i)
 	struct mq_slot *s = &mq->slots[i];
 	uint32_t p = s->prio;
 	st->ntaken--;
+	if (p >= IPCX_MQ_PRIO_LEVELS || s->len > mq->max_msg) {
+		/* damaged: the message cannot be trusted; drop it */
+		st->dropped++;
+		ipcx__mq_free_slot(mq, i);
+		return;
+	}
 	s->flags |= IPCX_MQ_REDELIVERED;
 	s->next = st->head[p];
 	st->head[p] = i;

@@ -330,7 +330,8 @@ static void enqueue(ipcx_mq *mq, uint32_t i)
 {
 	struct mq_state *st = &mq->h->st;
 	struct mq_slot *s = &mq->slots[i];
-	uint32_t p = s->prio;
+	uint32_t p = s->prio % IPCX_MQ_PRIO_LEVELS; /* in range unless damaged meanwhile */
+	s->prio = p;
 	s->next = MQ_NONE;
 	if (st->tail[p] == MQ_NONE)
 		st->head[p] = i;
@@ -361,7 +362,7 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 	if (rc)
 		return rc;
 	struct mq_slot *s = held(mq, m, S_LOANED);
-	if (!s || m->len > s->len) {
+	if (!s || m->len > s->len || m->len > mq->max_msg) {
 		ipcx__mq_unlock(mq);
 		return s ? -EMSGSIZE : -EINVAL;
 	}
