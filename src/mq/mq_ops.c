@@ -82,6 +82,16 @@ struct rctx {
  * for a copy that costs less than the round trip it saves. */
 #define MQ_SMALL 1024u
 
+/* Make slot s ours, in `state` (lock held; the state is the commit point). */
+static void own(ipcx_mq *mq, struct mq_slot *s, uint32_t state)
+{
+	s->owner = mq->idx;
+	s->owner_pid = mq->pid;
+	s->owner_start = mq->start;
+	s->gen++;
+	s->state = state;
+}
+
 static void add_role(ipcx_mq *mq, uint32_t role)
 {
 	if (mq->roles & role)
@@ -174,12 +184,8 @@ static int reserve(void *arg)
 		s->len = c->len;
 		s->prio = c->prio;
 		s->flags = 0;
-		s->owner = mq->idx;
 		s->sender = mq->idx;
-		s->owner_pid = mq->pid;
-		s->owner_start = mq->start;
-		s->gen++;
-		s->state = S_LOANED;
+		own(mq, s, S_LOANED);
 		st->nloaned++;
 		st->bytes_held += c->len;
 		if (shaping) {
@@ -537,11 +543,7 @@ static int try_take(void *arg)
 		ipcx__mq_unlock(mq);
 		return 1;
 	}
-	s->owner = mq->idx;
-	s->owner_pid = mq->pid;
-	s->owner_start = mq->start;
-	s->gen++;
-	s->state = S_TAKEN;
+	own(mq, s, S_TAKEN);
 	st->ntaken++;
 	ipcx__mq_publish_avail(mq);
 	ipcx_mq_msg *m = c->m;

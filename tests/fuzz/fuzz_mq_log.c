@@ -109,45 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
+#include "fuzz_replay.h"
 #ifndef IPCX_LIBFUZZER
-#include <dirent.h>
-
 int main(int argc, char **argv)
 {
-	alarm(580);
-	unsigned runs = 0;
-	if (argc > 1) {
-		DIR *d = opendir(argv[1]);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			char p[4096];
-			snprintf(p, sizeof p, "%s/%s", argv[1], e->d_name);
-			FILE *f = fopen(p, "rb");
-			if (!f)
-				continue;
-			uint8_t buf[4096];
-			size_t n = fread(buf, 1, sizeof buf, f);
-			fclose(f);
-			LLVMFuzzerTestOneInput(buf, n);
-			runs++;
-		}
-		if (d)
-			closedir(d);
-	}
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-	for (int i = 0; i < 3000; i++) {
-		uint8_t buf[2 + 48];
-		size_t n = 2 + 3 * (1 + (size_t)(i % 16));
-		for (size_t k = 0; k < n; k++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			buf[k] = (uint8_t)x;
-		}
-		LLVMFuzzerTestOneInput(buf, n);
-		runs++;
-	}
-	printf("fuzz_mq_log: %u inputs, no crash\n", runs);
-	return 0;
+	return fuzz_replay(argc, argv, "fuzz_mq_log", 3000, 2);
 }
 #endif

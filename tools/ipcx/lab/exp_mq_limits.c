@@ -27,6 +27,14 @@ static long read_long(const char *path)
 	return v;
 }
 
+/* Record a sysctl read from /proc/sys as a fact; returns its value. */
+static long sysctl_fact(struct lab_out *out, const char *key, const char *path, const char *unit)
+{
+	long v = read_long(path);
+	lab_fact_num(out, key, (double)v, unit);
+	return v;
+}
+
 /* Try mq_open with the given attributes; 0 or errno. */
 static int try_posix(const char *name, long maxmsg, long msgsize)
 {
@@ -45,16 +53,13 @@ static int run_posix(struct lab_out *out, int *posix_ok)
 {
 	char name[64];
 	snprintf(name, sizeof name, "/ipcx-lab-limits-%d", (int)getpid());
-	long msg_max = read_long("/proc/sys/fs/mqueue/msg_max");
-	long msgsize_max = read_long("/proc/sys/fs/mqueue/msgsize_max");
-	lab_fact_num(out, "posix msg_max (fs.mqueue.msg_max)", (double)msg_max, "messages");
-	lab_fact_num(out, "posix msgsize_max (fs.mqueue.msgsize_max)", (double)msgsize_max, "bytes");
-	lab_fact_num(out, "posix msg_default", (double)read_long("/proc/sys/fs/mqueue/msg_default"),
-		     "messages");
-	lab_fact_num(out, "posix msgsize_default",
-		     (double)read_long("/proc/sys/fs/mqueue/msgsize_default"), "bytes");
-	lab_fact_num(out, "posix queues_max", (double)read_long("/proc/sys/fs/mqueue/queues_max"),
-		     "queues");
+	long msg_max = sysctl_fact(out, "posix msg_max (fs.mqueue.msg_max)",
+				   "/proc/sys/fs/mqueue/msg_max", "messages");
+	long msgsize_max = sysctl_fact(out, "posix msgsize_max (fs.mqueue.msgsize_max)",
+				       "/proc/sys/fs/mqueue/msgsize_max", "bytes");
+	sysctl_fact(out, "posix msg_default", "/proc/sys/fs/mqueue/msg_default", "messages");
+	sysctl_fact(out, "posix msgsize_default", "/proc/sys/fs/mqueue/msgsize_default", "bytes");
+	sysctl_fact(out, "posix queues_max", "/proc/sys/fs/mqueue/queues_max", "queues");
 
 	/* Defaults a queue gets when mq_open is given no attributes. */
 	mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600, NULL);
@@ -128,12 +133,9 @@ static int run_posix(struct lab_out *out, int *posix_ok)
 
 static int run_sysv(struct lab_out *out, long *count_limited)
 {
-	long msgmax = read_long("/proc/sys/kernel/msgmax");
-	long msgmnb = read_long("/proc/sys/kernel/msgmnb");
-	lab_fact_num(out, "sysv msgmax (kernel.msgmax)", (double)msgmax, "");
-	lab_fact_num(out, "sysv msgmnb (kernel.msgmnb)", (double)msgmnb, "");
-	lab_fact_num(out, "sysv msgmni (kernel.msgmni)", (double)read_long("/proc/sys/kernel/msgmni"),
-		     "queues");
+	long msgmax = sysctl_fact(out, "sysv msgmax (kernel.msgmax)", "/proc/sys/kernel/msgmax", "");
+	long msgmnb = sysctl_fact(out, "sysv msgmnb (kernel.msgmnb)", "/proc/sys/kernel/msgmnb", "");
+	sysctl_fact(out, "sysv msgmni (kernel.msgmni)", "/proc/sys/kernel/msgmni", "queues");
 	int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
 	if (id < 0) {
 		lab_fact(out, "sysv msgget", "failed: %s", strerror(errno));
