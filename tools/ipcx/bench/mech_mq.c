@@ -189,7 +189,7 @@ MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS)
 	BENCH_MECH(var)
 
 MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
-	"ipcx priority mailbox (MPMC, loan/commit, take/release; adaptive)", 1,
+	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
 	"ipcx-mq*: up to 1 KiB copying send/recv; above, stamped in place (loan/commit, "
 	"take/release)")
 MQ_MECH(mq_none, "ipcx-mq-persist-none", 31, setup_none,
