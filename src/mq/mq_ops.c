@@ -248,6 +248,8 @@ static int acquire(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
 	if (prio >= IPCX_MQ_PRIO_LEVELS)
 		return -EINVAL;
 	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+	if (w.mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
 	uint64_t deadline = w.timeout_ns >= 0 ? ipcx__now_ns() + (uint64_t)w.timeout_ns : UINT64_MAX;
 	struct rctx c = { .mq = mq, .len = (uint32_t)len, .prio = prio, .hold = hold };
 	ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, reserve, &c, ipcx__mq_check, mq };

@@ -57,6 +57,9 @@ static void test_basics(void **st)
 	assert_int_equal(ipcx_mq_send(a, NULL, 0, 3, NULL), 0); /* 0 bytes */
 	assert_int_equal(ipcx_mq_send(a, buf, 101, 0, NULL), -EMSGSIZE);
 	assert_int_equal(ipcx_mq_send(a, buf, 1, IPCX_MQ_PRIO_LEVELS, NULL), -EINVAL);
+	ipcx_wait bogus = { 99, 0, -1 };
+	assert_int_equal(ipcx_mq_send(a, buf, 1, 0, &bogus), -EINVAL);
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, NULL, &bogus), -EINVAL);
 	assert_int_equal(ipcx_mq_recv(b, buf, 4, &prio, &NB), -EMSGSIZE); /* stays queued */
 	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, &prio, &NB), 5);
 	assert_memory_equal(buf, "hello", 5);
