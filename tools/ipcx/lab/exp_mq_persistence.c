@@ -217,7 +217,7 @@ static int mq_persistence_run(struct lab_out *out)
 		 mem.msgs_per_s, mem.p50, mem.p99);
 	for (int s = 0; s < 3; s++) {
 		snprintf(key, sizeof key, "persistent, sync %s", modes[s]);
-		lab_fact(out, key, "%.0f msgs/s (%.2fx in-memory), send p50 %.0f ns, p99 %.0f ns",
+		lab_fact(out, key, "%.0f msgs/s (%.3gx in-memory), send p50 %.0f ns, p99 %.0f ns",
 			 per[s].msgs_per_s, per[s].msgs_per_s / mem.msgs_per_s, per[s].p50,
 			 per[s].p99);
 	}
@@ -252,8 +252,8 @@ static int mq_persistence_run(struct lab_out *out)
 	} else {
 		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,
 			    "Durability per message is expensive: fdatasync on every send ran at "
-			    "%.2fx the in-memory rate, batching at %.2fx. But a process crash loses "
-			    "nothing that reached the page cache: with no sync at all (%.2fx the "
+			    "%.3gx the in-memory rate, batching at %.3gx. But a process crash loses "
+			    "nothing that reached the page cache: with no sync at all (%.3gx the "
 			    "in-memory rate) every acknowledged message was recovered after kill -9. "
 			    "Only power loss or a kernel crash needs the sync, and that is what the "
 			    "modes trade.",
