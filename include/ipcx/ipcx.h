@@ -5,6 +5,8 @@
 #include <ipcx/common.h>
 #include <ipcx/region.h>
 #include <ipcx/ring.h>
+#include <ipcx/sock.h>
+#include <ipcx/pipe.h>
 #include <ipcx/mq.h>
 
 #endif /* IPCX_IPCX_H */

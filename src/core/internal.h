@@ -167,4 +167,29 @@ IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
 /* The portable table implementation, whatever the CPU (for tests). */
 IPCX_HIDDEN uint32_t ipcx__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
+
+/* ---- waiting on file descriptors ----------------------------------------
+ *
+ * The fd-based modules (sock, pipe) wait with poll instead of a futex.  The
+ * caller's operation is retried until it stops returning -EAGAIN, under the
+ * resolved policy w: NONBLOCK returns -EAGAIN at once, SPIN retries without
+ * sleeping, ADAPTIVE retries for w->spin_ns then polls, BLOCK polls at once.
+ * A signal (EINTR from poll) never ends the wait early; the deadline does
+ * (-ETIMEDOUT).  `op` returns >= 0 when done, -EAGAIN to wait for `events`
+ * on `fd`, any other negative value to fail.  `deadline` is an absolute
+ * ipcx__now_ns() value or UINT64_MAX.
+ */
+typedef int (*ipcx__fd_op_fn)(void *arg);
+IPCX_HIDDEN int ipcx__fd_wait_op(const ipcx_wait *w, uint64_t deadline, int fd, short events,
+				 ipcx__fd_op_fn op, void *arg);
+/* The absolute deadline of w (UINT64_MAX when it has none). */
+static inline uint64_t ipcx__deadline(const ipcx_wait *w)
+{
+	return w->timeout_ns < 0 ? UINT64_MAX : ipcx__now_ns() + (uint64_t)w->timeout_ns;
+}
+/* poll() one or more fds until an event or the deadline; EINTR is retried.
+ * Returns the number of ready fds, 0 at the deadline, or -errno. */
+struct pollfd;
+IPCX_HIDDEN int ipcx__poll_until(struct pollfd *pfd, unsigned n, uint64_t deadline);
+
 #endif /* IPCX_INTERNAL_H */
