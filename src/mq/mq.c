@@ -208,7 +208,7 @@ static void mq_repair(ipcx_mq *mq)
 	st->bytes = st->bytes_held = 0;
 	st->nonempty = 0;
 	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
-		st->head[p] = st->tail[p] = MQ_NONE, st->cnt[p] = 0;
+		st->lv[p].head = st->lv[p].tail = MQ_NONE, st->lv[p].cnt = 0;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
 		mq->h->att[i].queued = 0;
 	for (uint32_t i = n; i-- > 0;) {
@@ -243,12 +243,12 @@ static void mq_repair(ipcx_mq *mq)
 	for (uint32_t k = 0; k < nq; k++) {
 		uint32_t i = order[k], p = s[i].prio;
 		s[i].next = MQ_NONE;
-		if (st->tail[p] == MQ_NONE)
-			st->head[p] = i;
+		if (st->lv[p].tail == MQ_NONE)
+			st->lv[p].head = i;
 		else
-			s[st->tail[p]].next = i;
-		st->tail[p] = i;
-		st->cnt[p]++;
+			s[st->lv[p].tail].next = i;
+		st->lv[p].tail = i;
+		st->lv[p].cnt++;
 		st->count++;
 		st->bytes += s[i].len;
 		st->bytes_held += s[i].len;
@@ -257,7 +257,7 @@ static void mq_repair(ipcx_mq *mq)
 			mq->h->att[s[i].sender].queued++;
 	}
 	free(order);
-	atomic_store_explicit(&mq->h->nf.space, nfree, memory_order_relaxed);
+	atomic_store_explicit(&mq->h->ne.space, nfree, memory_order_relaxed);
 	st->nsenders = 0;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
 		if (mq->h->att[i].pid && !mq->h->att[i].dead && (mq->h->att[i].roles & ROLE_SEND))
@@ -398,7 +398,7 @@ int ipcx__mq_check(void *arg)
  * lock, so a relaxed load and store suffice (readers use it as a hint). */
 static void space_add(ipcx_mq *mq, int d)
 {
-	_Atomic uint32_t *sp = &mq->h->nf.space;
+	_Atomic uint32_t *sp = &mq->h->ne.space;
 	atomic_store_explicit(sp, atomic_load_explicit(sp, memory_order_relaxed) + (uint32_t)d,
 			      memory_order_relaxed);
 }
@@ -440,11 +440,11 @@ static void requeue_head(ipcx_mq *mq, uint32_t i)
 		return;
 	}
 	s->flags |= IPCX_MQ_REDELIVERED;
-	s->next = st->head[p];
-	st->head[p] = i;
-	if (st->tail[p] == MQ_NONE)
-		st->tail[p] = i;
-	st->cnt[p]++;
+	s->next = st->lv[p].head;
+	st->lv[p].head = i;
+	if (st->lv[p].tail == MQ_NONE)
+		st->lv[p].tail = i;
+	st->lv[p].cnt++;
 	st->count++;
 	st->bytes += s->len;
 	st->nonempty |= 1ull << p;
@@ -610,13 +610,13 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	h->st.seq_next = 1;
 	h->st.free_head = MQ_NONE;
 	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
-		h->st.head[p] = h->st.tail[p] = MQ_NONE;
+		h->st.lv[p].head = h->st.lv[p].tail = MQ_NONE;
 	for (uint32_t i = o.depth; i-- > 0;) {
 		mq->slots[i].sender = MQ_NONE;
 		mq->slots[i].next = h->st.free_head;
 		h->st.free_head = i;
 	}
-	atomic_store_explicit(&h->nf.space, o.depth, memory_order_relaxed);
+	atomic_store_explicit(&h->ne.space, o.depth, memory_order_relaxed);
 	if (o.log_path) {
 		/* Other processes open the log by this path: make it absolute. */
 		char cwd[IPCX_MQ_LOG_PATH_MAX];
@@ -766,7 +766,8 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	a->loaned = st->nloaned;
 	a->taken = st->ntaken;
 	a->bytes = st->bytes;
-	memcpy(a->per_prio, st->cnt, sizeof a->per_prio);
+	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
+		a->per_prio[p] = st->lv[p].cnt;
 	a->sent = st->sent;
 	a->received = st->received;
 	a->dropped = st->dropped;
@@ -810,12 +811,12 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 	s->flags = 0;
 	s->sender = MQ_NONE;
 	s->next = MQ_NONE;
-	if (st->tail[prio] == MQ_NONE)
-		st->head[prio] = i;
+	if (st->lv[prio].tail == MQ_NONE)
+		st->lv[prio].head = i;
 	else
-		mq->slots[st->tail[prio]].next = i;
-	st->tail[prio] = i;
-	st->cnt[prio]++;
+		mq->slots[st->lv[prio].tail].next = i;
+	st->lv[prio].tail = i;
+	st->lv[prio].cnt++;
 	st->count++;
 	st->bytes += len;
 	st->bytes_held += len;

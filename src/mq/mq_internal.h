@@ -69,24 +69,30 @@ struct mq_bucket {
 	uint64_t tat_bytes;
 };
 
+/* One priority level: a FIFO of slots. */
+struct mq_level {
+	uint32_t head, tail, cnt;
+};
+
+/* What every send and receive touches comes first, in as few cache lines
+ * as possible (each line the lock holder writes moves between CPUs). */
 struct mq_state {
 	uint32_t free_head;
 	uint32_t count;   /* queued */
 	uint32_t nloaned; /* LOANED + COMMITTING */
 	uint32_t ntaken;
-	uint32_t nsenders; /* live attach entries with ROLE_SEND */
-	uint32_t pad0;
 	uint64_t bytes;      /* queued payload bytes */
 	uint64_t bytes_held; /* queued + loaned + taken: what max_bytes bounds */
 	uint64_t nonempty;   /* bit p: level p has messages */
-	uint32_t head[IPCX_MQ_PRIO_LEVELS];
-	uint32_t tail[IPCX_MQ_PRIO_LEVELS];
-	uint32_t cnt[IPCX_MQ_PRIO_LEVELS];
 	uint64_t seq_next;
+	uint64_t sent, received;
 	uint64_t log_tail;  /* next record offset in the log */
 	uint64_t log_alloc; /* bytes of log file allocated (fallocate) */
+	uint32_t nsenders;  /* live attach entries with ROLE_SEND */
+	uint32_t pad0;
+	struct mq_level lv[IPCX_MQ_PRIO_LEVELS];
 	struct mq_bucket shape;
-	uint64_t sent, received, dropped, redelivered, cancelled, shaped, fair_waits;
+	uint64_t dropped, redelivered, cancelled, shaped, fair_waits;
 	uint64_t recovered, log_skipped;
 	uint64_t repairs;
 };
@@ -95,8 +101,8 @@ struct mq_waitword {
 	_Atomic uint32_t seq;
 	_Atomic uint32_t sleepers;
 	/* Mirrors for lock-free readiness checks, written under the lock and
-	 * read anywhere: not-empty block: messages queued; not-full block:
-	 * free slots. */
+	 * read anywhere (both in the not-empty block, one line for the two):
+	 * messages queued, and free slots. */
 	_Atomic uint32_t avail;
 	_Atomic uint32_t space;
 } IPCX_ALIGNED;

@@ -106,16 +106,16 @@ static void add_role(ipcx_mq *mq, uint32_t role)
 static uint32_t pop_level(ipcx_mq *mq, uint32_t p)
 {
 	struct mq_state *st = &mq->h->st;
-	uint32_t i = st->head[p];
+	uint32_t i = st->lv[p].head;
 	if (i >= mq->depth)
 		return MQ_NONE;
 	struct mq_slot *s = &mq->slots[i];
 	if (s->state != S_QUEUED || s->prio != p || s->len > mq->max_msg)
 		return MQ_NONE;
-	st->head[p] = s->next;
-	if (st->head[p] == MQ_NONE)
-		st->tail[p] = MQ_NONE;
-	if (--st->cnt[p] == 0 || st->head[p] == MQ_NONE)
+	st->lv[p].head = s->next;
+	if (st->lv[p].head == MQ_NONE)
+		st->lv[p].tail = MQ_NONE;
+	if (--st->lv[p].cnt == 0 || st->lv[p].head == MQ_NONE)
 		st->nonempty &= ~(1ull << p);
 	st->count--;
 	st->bytes -= s->len;
@@ -136,7 +136,7 @@ static int reserve(void *arg)
 	/* Cheap pre-check without the lock when no slot is free (relaxed: a
 	 * hint; the decision is made under the lock). */
 	if (h->full == IPCX_MQ_FULL_BLOCK &&
-	    atomic_load_explicit(&h->nf.space, memory_order_relaxed) == 0)
+	    atomic_load_explicit(&h->ne.space, memory_order_relaxed) == 0)
 		return R_WAIT;
 	int rc = ipcx__mq_lock(mq);
 	if (rc)
@@ -250,7 +250,7 @@ static int acquire(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
 	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
 	if (w.mode > IPCX_WAIT_NONBLOCK)
 		return -EINVAL;
-	uint64_t deadline = w.timeout_ns >= 0 ? ipcx__now_ns() + (uint64_t)w.timeout_ns : UINT64_MAX;
+	uint64_t deadline = ipcx__deadline(&w);
 	struct rctx c = { .mq = mq, .len = (uint32_t)len, .prio = prio, .hold = hold };
 	ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, reserve, &c, ipcx__mq_check, mq };
 	for (;;) {
@@ -341,12 +341,12 @@ static void enqueue(ipcx_mq *mq, uint32_t i)
 	uint32_t p = s->prio % IPCX_MQ_PRIO_LEVELS; /* in range unless damaged meanwhile */
 	s->prio = p;
 	s->next = MQ_NONE;
-	if (st->tail[p] == MQ_NONE)
-		st->head[p] = i;
-	else if (st->tail[p] < mq->depth)
-		mq->slots[st->tail[p]].next = i;
-	st->tail[p] = i;
-	st->cnt[p]++;
+	if (st->lv[p].tail == MQ_NONE)
+		st->lv[p].head = i;
+	else if (st->lv[p].tail < mq->depth)
+		mq->slots[st->lv[p].tail].next = i;
+	st->lv[p].tail = i;
+	st->lv[p].cnt++;
 	st->count++;
 	st->bytes += s->len;
 	st->nonempty |= 1ull << p;
@@ -512,7 +512,7 @@ static int try_take(void *arg)
 		return 0;
 	}
 	uint32_t p = 63u - (uint32_t)__builtin_clzll(st->nonempty);
-	uint32_t hi = st->head[p];
+	uint32_t hi = st->lv[p].head;
 	if (hi < mq->depth && mq->slots[hi].len > c->cap) {
 		ipcx__mq_unlock(mq);
 		return -EMSGSIZE;

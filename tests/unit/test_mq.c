@@ -441,7 +441,7 @@ static void test_corrupt(void **st)
 	assert_int_equal(ipcx_mq_send(mq, "c", 1, 0, NULL), -EBADMSG);
 	mq->h->lock.__data.__kind = kind;
 	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), 0);
-	mq->h->st.head[0] = 12345; /* a wild index */
+	mq->h->st.lv[0].head = 12345; /* a wild index */
 	char b[8];
 	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), -EBADMSG);
 	mq->h->st.free_head = 999;
