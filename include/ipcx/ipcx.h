@@ -9,5 +9,6 @@
 #include <ipcx/pipe.h>
 #include <ipcx/sync.h>
 #include <ipcx/queue.h>
+#include <ipcx/mq.h>
 
 #endif /* IPCX_IPCX_H */

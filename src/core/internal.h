@@ -166,6 +166,8 @@ IPCX_HIDDEN int ipcx__shm_path(const char *name, char *buf, size_t len);
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU offers it. */
 IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
+/* The portable table implementation, whatever the CPU (for tests). */
+IPCX_HIDDEN uint32_t ipcx__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 
 /* ---- waiting on file descriptors ----------------------------------------
