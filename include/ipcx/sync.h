@@ -13,7 +13,7 @@
  *
  *   primitive            uncontended cost         waiting         holder dies
  *   ipcx_spinlock        one xchg                 spins (burns)   stays locked
- *   ipcx_mutex           one CAS / one xchg       futex sleep     stays locked
+ *   ipcx_mutex           one CAS / one store      futex sleep     stays locked
  *   ipcx_sem             one CAS / one add        futex sleep     count is lost
  *   ipcx_robust_mutex    one CAS (glibc)          futex PI sleep  next locker: -EOWNERDEAD
  *   ipcx_cond, ipcx_event  -                      futex sleep     -
@@ -63,10 +63,19 @@ IPCX_API void ipcx_spin_unlock(ipcx_spinlock *s);
 
 /* ---- mutex ---------------------------------------------------------------
  *
- * A futex mutex (0 free, 1 held, 2 held with sleepers).  Lock and unlock
- * make no system call unless another process is sleeping on it; a locker
- * that finds it held spins briefly (about one cross-CPU wake-up's worth)
- * before it sleeps.
+ * A futex mutex: a word (0 free, 1 held) and a count of sleeping lockers.
+ * Lock is one compare-and-swap; unlock is a plain store and a read of the
+ * sleeper count -- no atomic read-modify-write -- and makes a system call
+ * only when a locker sleeps.  A locker that finds it held spins briefly
+ * (about one cross-CPU wake-up's worth) before it sleeps.
+ *
+ * The unlock's store and its read of the sleeper count need a StoreLoad
+ * barrier against a locker that announces itself and re-reads the word.
+ * The locker, about to sleep anyway, pays for it with
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which every process that
+ * loads libipcx registers for; so the unlock needs only a compiler barrier.
+ * Where membarrier is unavailable the locker sleeps in slices of 50 ms and
+ * re-checks, so a missed wake-up costs at most that, never a hang.
  *
  * Progress: blocking; not FIFO (a running locker may barge past a sleeper).
  * Not recursive; unlocking a mutex you do not hold is undefined.
@@ -75,7 +84,8 @@ IPCX_API void ipcx_spin_unlock(ipcx_spinlock *s);
  * holder can die.
  */
 typedef struct ipcx_mutex {
-	uint32_t word;
+	uint32_t word;     /* 0 free, 1 held */
+	uint32_t sleepers; /* lockers asleep, or about to sleep */
 } ipcx_mutex;
 
 IPCX_API void ipcx_mutex_init(ipcx_mutex *m);
@@ -88,8 +98,9 @@ IPCX_API int ipcx_mutex_trylock(ipcx_mutex *m);
 IPCX_API void ipcx_mutex_lock_wait(ipcx_mutex *m);
 IPCX_API void ipcx_mutex_unlock_wake(ipcx_mutex *m);
 
-/* Lock and unlock are inline: uncontended, each is one atomic instruction
- * and no call.  The word protocol (0/1/2) is part of the shared-memory ABI. */
+/* Lock and unlock are inline: uncontended, lock is one atomic instruction,
+ * unlock a store and a load, and no call.  The protocol is part of the
+ * shared-memory ABI. */
 static inline void ipcx_mutex_lock(ipcx_mutex *m)
 {
 	uint32_t free_ = 0;
@@ -102,9 +113,12 @@ static inline void ipcx_mutex_lock(ipcx_mutex *m)
 
 static inline void ipcx_mutex_unlock(ipcx_mutex *m)
 {
-	/* release: the critical section before the word reads free; 2 means
-	 * someone may sleep on it */
-	if (__builtin_expect(__atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE) == 2, 0))
+	/* release: the critical section before the word reads free */
+	__atomic_store_n(&m->word, 0, __ATOMIC_RELEASE);
+	/* StoreLoad against a sleeping locker: the locker's membarrier supplies
+	 * the barrier (see above), so only the compiler must not reorder. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&m->sleepers, __ATOMIC_RELAXED) != 0, 0))
 		ipcx_mutex_unlock_wake(m);
 }
 
@@ -323,7 +337,7 @@ IPCX_API int ipcx_lock_destroy(ipcx_lock *l);
 
 /* Layouts are ABI: */
 #define IPCX_SPINLOCK_SIZE 4
-#define IPCX_MUTEX_SIZE 4
+#define IPCX_MUTEX_SIZE 8
 #define IPCX_SEM_SIZE 8
 #define IPCX_ROBUST_MUTEX_SIZE 64
 #define IPCX_COND_SIZE 8

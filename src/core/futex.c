@@ -71,6 +71,13 @@ void ipcx__runtime_init(void)
 	pthread_once(&runtime_once, runtime_once_init);
 }
 
+/* Every process that loads libipcx registers, so an unlocker or waker that
+ * relies on a sleeper's membarrier is always reached by it. */
+__attribute__((constructor)) static void runtime_at_load(void)
+{
+	ipcx__runtime_init();
+}
+
 void ipcx__sleeper_fence(void)
 {
 	if (atomic_load_explicit(&ipcx__membarrier_ok, memory_order_relaxed)) {

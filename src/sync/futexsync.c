@@ -20,6 +20,7 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
  * microseconds, the order of a cross-CPU wake-up on a virtual machine, so
  * a short critical section on another CPU is waited out without a sleep. */
 #define MUTEX_SPINS 200u
+#define MUTEX_SLEEP_SLICE_NS (50ll * 1000 * 1000)
 #define SEM_SPINS 200u
 #define SPIN_BACKOFF_MAX 64u
 
@@ -80,6 +81,7 @@ IPCX_API void ipcx_spin_unlock(ipcx_spinlock *s)
 IPCX_API void ipcx_mutex_init(ipcx_mutex *m)
 {
 	atomic_init(A(&m->word), 0);
+	atomic_init(A(&m->sleepers), 0);
 }
 
 IPCX_API int ipcx_mutex_trylock(ipcx_mutex *m)
@@ -101,17 +103,32 @@ static int mutex_lock_slow(ipcx_mutex *m, uint64_t deadline)
 		    ipcx_mutex_trylock(m) == 0)
 			return 0;
 	}
-	/* Mark it contended; whoever we displaced from 0 means we own it.
-	 * acquire: as in trylock. */
-	while (atomic_exchange_explicit(A(&m->word), 2, memory_order_acquire) != 0) {
+	/* Announce ourselves, then force the StoreLoad barrier on every
+	 * unlocker (see sync.h): from here on an unlock either is seen by the
+	 * trylock below or sees us in sleepers and wakes us. */
+	atomic_fetch_add_explicit(A(&m->sleepers), 1, memory_order_seq_cst);
+	ipcx__sleeper_fence();
+	int rc = 0;
+	while (ipcx_mutex_trylock(m) != 0) {
 		int64_t left = remaining(deadline);
-		if (left == 0)
-			return -ETIMEDOUT;
-		/* Returns at once if the word is no longer 2, on a wake, or a
-		 * signal; each case retries the exchange. */
-		(void)ipcx__futex_wait(A(&m->word), 2, left);
+		if (left == 0) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		/* Slices bound the cost of a wake-up missed where membarrier is
+		 * unavailable.  Returns at once if the word is no longer 1, on a
+		 * wake, or a signal; each case retries. */
+		int64_t slice = MUTEX_SLEEP_SLICE_NS;
+		if (left > 0 && left < slice)
+			slice = left;
+		(void)ipcx__futex_wait(A(&m->word), 1, slice);
 	}
-	return 0;
+	/* seq_cst: ordered before the re-check below */
+	uint32_t others = atomic_fetch_sub_explicit(A(&m->sleepers), 1, memory_order_seq_cst) - 1;
+	/* A wake meant for us may have come as we timed out: pass it on. */
+	if (rc && others && atomic_load_explicit(A(&m->word), memory_order_relaxed) == 0)
+		ipcx__futex_wake(A(&m->word), 1);
+	return rc;
 }
 
 IPCX_API void ipcx_mutex_lock_wait(ipcx_mutex *m)
@@ -128,8 +145,9 @@ IPCX_API int ipcx_mutex_timedlock(ipcx_mutex *m, int64_t timeout_ns)
 
 IPCX_API void ipcx_mutex_unlock_wake(ipcx_mutex *m)
 {
-	/* The inline unlock has already stored 0; wake one sleeper, who will
-	 * mark the word 2 again while others may still sleep. */
+	/* The inline unlock has already stored 0; wake one sleeper.  If a
+	 * running locker barges in first, the sleeper finds the word 1 and
+	 * sleeps again; the next unlock wakes it. */
 	ipcx__futex_wake(A(&m->word), 1);
 }
 
