@@ -218,7 +218,7 @@ static int mq_recv_cmd(int argc, char **argv, const char *name)
 	return CLI_OK;
 }
 
-static int mq_stat_cmd(int argc, char **argv, const char *name)
+int cli_mq_stat(int argc, char **argv, const char *name)
 {
 	int json = argc > 3 && !strcmp(argv[3], "--json");
 	ipcx_mq *mq;
@@ -310,7 +310,7 @@ static int mq_main(int argc, char **argv)
 	if (!strcmp(verb, "recv"))
 		return mq_recv_cmd(argc, argv, name);
 	if (!strcmp(verb, "stat"))
-		return mq_stat_cmd(argc, argv, name);
+		return cli_mq_stat(argc, argv, name);
 	fprintf(stderr, "ipcx mq: unknown verb '%s'\nusage: %s\n", verb, usage);
 	return CLI_USAGE;
 }
