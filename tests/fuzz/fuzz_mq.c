@@ -106,10 +106,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#include "fuzz_replay.h"
+#include "replay.h"
 #ifndef IPCX_LIBFUZZER
 int main(int argc, char **argv)
 {
-	return fuzz_replay(argc, argv, "fuzz_mq", 5000, 0);
+	return fuzz_replay(argc, argv, 5000, 0x9e3779b97f4a7c15ull, 0, NULL);
 }
 #endif

@@ -105,6 +105,6 @@ static void aim(uint8_t *buf, size_t n)
 /* Replay: the corpus, then seeded random inputs. */
 int main(int argc, char **argv)
 {
-	return fuzz_replay(argc, argv, 10000, 0x2545f4914f6cdd1dull, aim);
+	return fuzz_replay(argc, argv, 10000, 0x2545f4914f6cdd1dull, 0, aim);
 }
 #endif
