@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cpu.h"
 #include "harness.h"
 
 uint64_t bench_now_ns(void)
@@ -118,16 +119,6 @@ static void fail(struct proc_result *res, int rc, const char *what)
 {
 	res->status = rc ? rc : -EIO;
 	snprintf(res->what, sizeof res->what, "%s", what);
-}
-
-static void pin(int cpu)
-{
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
 }
 
 static void barrier(struct control *ctl, unsigned nprocs)
@@ -302,7 +293,7 @@ static int child_main(const struct bench_case *c, void *st, struct control *ctl,
 	struct proc_result *res = &ctl->res[slot];
 	struct bench_proc p = { .role = role, .index = index, .c = c };
 	const struct bench_mech *m = c->mech;
-	pin(cpu);
+	cpu_pin(cpu);
 	int rc = m->attach ? m->attach(st, &p) : 0;
 	if (rc) {
 		fail(res, rc, "attach");
@@ -322,19 +313,6 @@ static int child_main(const struct bench_case *c, void *st, struct control *ctl,
 	if (m->detach)
 		m->detach(st, &p);
 	return rc ? 1 : 0;
-}
-
-/* CPUs this process may run on, in order. */
-static int allowed_cpus(int *cpus, int max)
-{
-	cpu_set_t set;
-	int n = 0;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return 0;
-	for (int i = 0; i < CPU_SETSIZE && n < max; i++)
-		if (CPU_ISSET(i, &set))
-			cpus[n++] = i;
-	return n;
 }
 
 int bench_run_case(const struct bench_case *c, const struct bench_opts *o, struct bench_result *out)
@@ -371,7 +349,7 @@ int bench_run_case(const struct bench_case *c, const struct bench_opts *o, struc
 	uint64_t run_ns = (uint64_t)(o->seconds * 1e9);
 	ctl->warmup_ns = run_ns / 5 < 20000000ull ? run_ns / 5 : 20000000ull;
 
-	int cpus[64], ncpu = allowed_cpus(cpus, 64);
+	int cpus[64], ncpu = cpu_allowed(cpus, 64);
 	pid_t pids[MAX_PROCS];
 	unsigned n = 0;
 	fflush(NULL);

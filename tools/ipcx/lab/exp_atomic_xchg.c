@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../cpu.h"
 #include "lab.h"
 
 #define INCREMENTS 500000u  /* per process and variant */
@@ -101,12 +102,8 @@ static int worker(void *arg)
 {
 	const struct worker *w = arg;
 	struct arena *a = w->a;
-	if (w->pin) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(w->cpu, &set);
-		sched_setaffinity(0, sizeof set, &set);
-	}
+	if (w->pin)
+		cpu_pin((int)w->cpu);
 	/* seq_cst: a plain start barrier, not on the measured path */
 	atomic_fetch_add(&a->ready, 1);
 	double deadline = lab_now_ns() + 5e9;
@@ -130,14 +127,12 @@ static int worker(void *arg)
 /* Two CPUs this process may run on, or pin = 0 when it has only one. */
 static int pick_cpus(unsigned cpu[2])
 {
-	cpu_set_t set;
-	unsigned n = 0;
-	if (sched_getaffinity(0, sizeof set, &set))
+	int c[2];
+	if (cpu_allowed(c, 2) != 2)
 		return 0;
-	for (unsigned i = 0; i < CPU_SETSIZE && n < 2; i++)
-		if (CPU_ISSET(i, &set))
-			cpu[n++] = i;
-	return n == 2;
+	cpu[0] = (unsigned)c[0];
+	cpu[1] = (unsigned)c[1];
+	return 1;
 }
 
 /* Run one variant in two processes; the final count and ns per increment. */

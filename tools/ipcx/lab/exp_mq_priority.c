@@ -257,14 +257,20 @@ static int mq_priority_run(struct lab_out *out)
 	if (!ordered) {
 		lab_verdict(out, LAB_DOES_NOT_HOLD, "ipcx did not deliver in priority order (see facts)");
 	} else if (starved(&plain) && !starved(&shaped)) {
+		char fair_said[96];
+		if (fair.got_quiet)
+			snprintf(fair_said, sizeof fair_said, "%.0f%% received, mean latency %.1f ms",
+				 100.0 * (double)fair.got_quiet / (double)fair.tried,
+				 fair.lat_mean / 1e6);
+		else
+			snprintf(fair_said, sizeof fair_said, "none of its messages received");
 		lab_verdict(out, LAB_HOLDS,
 			    "Highest priority first, FIFO within a priority (ipcx and POSIX alike). "
 			    "Under the flood the quiet sender was starved: %.0f%% received, mean "
 			    "latency %.1f ms. The fair share keeps room for it in the mailbox but strict "
-			    "priority still serves the flood first (mean latency %.1f ms). Shaping each "
-			    "sender below what the receiver can take serves both: %.0f%% received, mean "
-			    "latency %.2f ms.",
-			    through * 100, plain.lat_mean / 1e6, fair.lat_mean / 1e6, served * 100,
+			    "priority still serves the flood first (%s). Shaping each sender below what "
+			    "the receiver can take serves both: %.0f%% received, mean latency %.2f ms.",
+			    through * 100, plain.lat_mean / 1e6, fair_said, served * 100,
 			    shaped.lat_mean / 1e6);
 	} else if (!starved(&plain)) {
 		lab_verdict(out, LAB_HOLDS_WITH_CORRECTIONS,

@@ -17,6 +17,7 @@
 #include <ipcx/sync.h>
 
 #include "../lockhandoff.h"
+#include "../cpu.h"
 #include "lab.h"
 
 #define MAXP 16
@@ -41,40 +42,12 @@ struct svs {
 
 static struct svs *sh;
 
-static void pin_to(int cpu)
-{
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
-}
-
-static int ncpus(void)
-{
-	cpu_set_t set;
-	return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-}
-
-static int first_cpus(int *cpu, int n)
-{
-	cpu_set_t set;
-	int k = 0;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return 0;
-	for (int i = 0; i < CPU_SETSIZE && k < n; i++)
-		if (CPU_ISSET(i, &set))
-			cpu[k++] = i;
-	return k;
-}
-
 /* ---- throughput ---------------------------------------------------------- */
 
 static int contender(void *arg)
 {
 	int idx = (int)(intptr_t)arg;
-	pin_to(sh->pin[idx]);
+	cpu_pin(sh->pin[idx]);
 	atomic_fetch_add(&sh->ready, 1);
 	while (!atomic_load(&sh->go))
 		sched_yield();
@@ -157,7 +130,7 @@ static struct tp throughput(uint32_t kind, int nprocs, int ncpu, const int *cpu)
 
 static int handoff_b(void *arg)
 {
-	pin_to((int)(intptr_t)arg);
+	cpu_pin((int)(intptr_t)arg);
 	if (handoff_start(&sh->h, 0))
 		return 1;
 	atomic_fetch_add(&sh->ready, 1);
@@ -181,7 +154,7 @@ static double handoff_p50(uint32_t kind, int cpu_a, int cpu_b, unsigned *rounds)
 	/* The parent plays A, on its own CPU for the duration. */
 	cpu_set_t saved;
 	sched_getaffinity(0, sizeof saved, &saved);
-	pin_to(cpu_a);
+	cpu_pin(cpu_a);
 	double res = -1;
 	if (pid > 0 && handoff_start(&sh->h, 1) == 0) {
 		double t0 = lab_now_ns();
@@ -265,9 +238,9 @@ static int run(struct lab_out *out)
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -errno;
-	int cpu[MAXP], ncpu = first_cpus(cpu, MAXP);
+	int cpu[MAXP], ncpu = cpu_allowed(cpu, MAXP);
 	if (ncpu < 1)
-		ncpu = ncpus();
+		ncpu = 1; /* affinity unreadable: assume the worst */
 	lab_fact_num(out, "CPUs available", ncpu, "");
 	char key[128];
 
