@@ -286,7 +286,8 @@ IPCX_API int ipcx_sock_fd(const ipcx_sock *s);
 IPCX_API size_t ipcx_sock_max_msg(const ipcx_sock *s);
 
 /* Close the connection; the peer's receives end with -EPIPE after what was
- * already sent.  NULL is a no-op.  Returns 0. */
+ * already sent.  The regions the peer introduced (ipcx_sock_recv_region_ref)
+ * are unmapped: views into them end here.  NULL is a no-op.  Returns 0. */
 IPCX_API int ipcx_sock_close(ipcx_sock *s);
 
 /* The private per-user endpoint directory (created if needed and checked)
