@@ -357,6 +357,8 @@ IPCX_HIDDEN ssize_t ipcx__sock_recvmsg(ipcx_sock *s, struct recv_args *a, const 
 {
 	ipcx_wait pw = ipcx__wait_resolve(w, &s->wait);
 	a->fd = s->fd;
+	if (a->cap > INT32_MAX)
+		a->cap = INT32_MAX; /* lengths come back as an int */
 	ssize_t n = ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLIN, recv_op, a);
 	/* An introduction whose small message did not fit: the message is lost
 	 * but the region is still registered, or the connection's later
@@ -373,8 +375,6 @@ IPCX_API ssize_t ipcx_sock_recvfds(ipcx_sock *s, void *buf, size_t cap, int *fds
 		*nfds = 0;
 	if (!s || (cap && !buf) || (maxfds && (!fds || !nfds)))
 		return -EINVAL;
-	if (cap > INT32_MAX)
-		cap = INT32_MAX;
 	struct recv_args a = { .buf = buf, .cap = cap };
 	ssize_t n = ipcx__sock_recvmsg(s, &a, w);
 	if (n < 0)

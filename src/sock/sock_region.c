@@ -209,8 +209,6 @@ IPCX_API ssize_t ipcx_sock_recv_region_ref(ipcx_sock *s, ipcx_sock_view *v, uint
 		memset(v, 0, sizeof *v);
 	if (!s || !v || (cap && !buf))
 		return -EINVAL;
-	if (cap > INT32_MAX)
-		cap = INT32_MAX;
 	struct recv_args a = { .buf = buf, .cap = cap };
 	ssize_t n = ipcx__sock_recvmsg(s, &a, w);
 	if (n < 0)

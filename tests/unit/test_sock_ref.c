@@ -369,15 +369,24 @@ static int kid_stream(void *arg)
 	return 0;
 }
 
+/* A child running fn as the sender; *s is our end. */
+static pid_t spawn_sender(int (*fn)(void *), ipcx_sock **s)
+{
+	struct kid_args k;
+	assert_int_equal(ipcx_sock_pair(&k.theirs, &k.mine, NULL), 0);
+	pid_t kid = t_spawn(fn, &k);
+	assert_true(kid > 0);
+	ipcx_sock_close(k.mine);
+	*s = k.theirs;
+	return kid;
+}
+
 static void test_processes_fd_flat(void **st)
 {
 	(void)st;
 	int fds0 = t_count_fds();
-	struct kid_args k;
-	assert_int_equal(ipcx_sock_pair(&k.theirs, &k.mine, NULL), 0);
-	pid_t kid = t_spawn(kid_stream, &k);
-	ipcx_sock_close(k.mine);
-	ipcx_sock *s = k.theirs;
+	ipcx_sock *s;
+	pid_t kid = spawn_sender(kid_stream, &s);
 	int at100 = -1;
 	ipcx_wait w = { .mode = IPCX_WAIT_BLOCK, .timeout_ns = 10000000000 };
 	for (uint32_t i = 0; i < N_MSGS; i++) {
@@ -426,14 +435,12 @@ static void test_sender_closes_first(void **st)
 {
 	(void)st;
 	int fds0 = t_count_fds();
-	struct kid_args k;
-	assert_int_equal(ipcx_sock_pair(&k.theirs, &k.mine, NULL), 0);
-	pid_t kid = t_spawn(kid_close_early, &k);
-	ipcx_sock_close(k.mine);
+	ipcx_sock *s;
+	pid_t kid = spawn_sender(kid_close_early, &s);
 	assert_int_equal(t_wait(kid), 0);
 	ipcx_sock_view v[3];
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(ipcx_sock_recv_region_ref(k.theirs, &v[i], IPCX_KIND_RAW, NULL, 0,
+		assert_int_equal(ipcx_sock_recv_region_ref(s, &v[i], IPCX_KIND_RAW, NULL, 0,
 							   NULL),
 				 0);
 		assert_int_equal(v[i].offset, (size_t)i << 18);
@@ -444,9 +451,9 @@ static void test_sender_closes_first(void **st)
 		assert_int_equal(d[0], 0xc3);
 		assert_int_equal(d[v[i].len - 1], 0xc3);
 	}
-	assert_int_equal(ipcx_sock_recv_region_ref(k.theirs, &v[0], IPCX_KIND_ANY, NULL, 0, NULL),
+	assert_int_equal(ipcx_sock_recv_region_ref(s, &v[0], IPCX_KIND_ANY, NULL, 0, NULL),
 			 -EPIPE);
-	ipcx_sock_close(k.theirs);
+	ipcx_sock_close(s);
 	assert_int_equal(t_count_fds(), fds0);
 }
 
