@@ -26,6 +26,8 @@
 
 #include <ipcx/ipcx.h>
 
+#include "../util/rawsock.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define REC 66
@@ -76,23 +78,7 @@ static void setup_once(void)
 
 static void raw_send(int sock, const uint8_t *hdr, int fd)
 {
-	union {
-		char c[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr a;
-	} ctl;
-	memset(&ctl, 0, sizeof ctl);
-	struct iovec iov = { (void *)hdr, 64 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		m.msg_control = ctl.c;
-		m.msg_controllen = sizeof ctl.c;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	}
-	if (sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT) != 64)
+	if (t_raw_send(sock, hdr, 64, fd) != 64)
 		abort();
 }
 

@@ -18,6 +18,7 @@
 
 #include <ipcx/ipcx.h>
 
+#include "rawsock.h"
 #include "testutil.h"
 
 enum { T_INTRO = 4, T_REF = 5 }; /* wire types, as docs/sock.md describes */
@@ -31,23 +32,7 @@ static void raw_send(int sock, uint8_t type, uint8_t nfds, uint32_t id, uint64_t
 	memcpy(h + 8, &id, sizeof id);
 	memcpy(h + 16, &off, sizeof off);
 	memcpy(h + 24, &len, sizeof len);
-	union {
-		char c[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr a;
-	} ctl;
-	memset(&ctl, 0, sizeof ctl);
-	struct iovec iov = { h, sizeof h };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		m.msg_control = ctl.c;
-		m.msg_controllen = sizeof ctl.c;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	}
-	assert_int_equal(sendmsg(sock, &m, MSG_NOSIGNAL), 64);
+	assert_int_equal(t_raw_send(sock, h, sizeof h, fd), 64);
 }
 
 /* Read one message off the raw socket: its type, and how many fds came
