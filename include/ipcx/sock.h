@@ -161,8 +161,8 @@ IPCX_API int ipcx_sock_sendfds(ipcx_sock *s, const void *buf, size_t len, const 
  * has been received; -EMSGSIZE the message was longer than cap (it is
  * discarded, and any fds it carried are closed: use ipcx_sock_next_size
  * first when sizes are not known); -EAGAIN / -ETIMEDOUT; -EBADMSG the
- * message is not an ipcx message or carried fds it did not announce (they
- * are closed).
+ * message is not an ipcx message, carried fds it did not announce (they
+ * are closed), or is a region reference (ipcx_sock_recv_region_ref).
  *
  * ipcx_sock_recvfds also returns the descriptors that came with it into
  * fds[0..*nfds) (close-on-exec; the caller owns and must close them).  A
