@@ -7,5 +7,8 @@
 #include <ipcx/ring.h>
 #include <ipcx/sock.h>
 #include <ipcx/pipe.h>
+#include <ipcx/sync.h>
+#include <ipcx/queue.h>
+#include <ipcx/mq.h>
 
 #endif /* IPCX_IPCX_H */

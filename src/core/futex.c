@@ -45,7 +45,7 @@ int ipcx__futex_wake(_Atomic uint32_t *addr, int n)
 
 /* ---- membarrier -------------------------------------------------------- */
 
-int ipcx__membarrier_ok;
+_Atomic int ipcx__membarrier_ok;
 static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
 
 static void membarrier_register(void)
@@ -54,9 +54,8 @@ static void membarrier_register(void)
 	int ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
 		 (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
 		 syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
-	/* Every thread reads this plain int on its fast path; it only ever goes
-	 * from 0 to 1 in a process, and a stale 0 just takes the full fence. */
-	ipcx__membarrier_ok = ok;
+	/* Read (relaxed) on every publish; a stale 0 just takes the full fence. */
+	atomic_store_explicit(&ipcx__membarrier_ok, ok, memory_order_relaxed);
 }
 
 static void runtime_once_init(void)
@@ -72,9 +71,16 @@ void ipcx__runtime_init(void)
 	pthread_once(&runtime_once, runtime_once_init);
 }
 
+/* Every process that loads libipcx registers, so an unlocker or waker that
+ * relies on a sleeper's membarrier is always reached by it. */
+__attribute__((constructor)) static void runtime_at_load(void)
+{
+	ipcx__runtime_init();
+}
+
 void ipcx__sleeper_fence(void)
 {
-	if (ipcx__membarrier_ok) {
+	if (atomic_load_explicit(&ipcx__membarrier_ok, memory_order_relaxed)) {
 		if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
 			return;
 	}

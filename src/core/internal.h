@@ -70,13 +70,15 @@ IPCX_HIDDEN int ipcx__futex_wake(_Atomic uint32_t *addr, int n);
  * register at first use of any waiting object (ipcx__runtime_init()).  When
  * membarrier is unavailable both sides fall back to a seq_cst fence.
  */
-IPCX_HIDDEN extern int ipcx__membarrier_ok;
+/* Set once per process (and again after fork); read on every publish. */
+IPCX_HIDDEN extern _Atomic int ipcx__membarrier_ok;
 IPCX_HIDDEN void ipcx__runtime_init(void);
 IPCX_HIDDEN void ipcx__sleeper_fence(void);
 
 static inline void ipcx__waker_fence(void)
 {
-	if (ipcx__likely(ipcx__membarrier_ok))
+	/* relaxed: a stale 0 only takes the full fence */
+	if (ipcx__likely(atomic_load_explicit(&ipcx__membarrier_ok, memory_order_relaxed)))
 		atomic_signal_fence(memory_order_seq_cst); /* compiler only; see above */
 	else
 		atomic_thread_fence(memory_order_seq_cst);
@@ -164,6 +166,8 @@ IPCX_HIDDEN int ipcx__shm_path(const char *name, char *buf, size_t len);
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU offers it. */
 IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
+/* The portable table implementation, whatever the CPU (for tests). */
+IPCX_HIDDEN uint32_t ipcx__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 
 /* ---- waiting on file descriptors ----------------------------------------
@@ -189,5 +193,20 @@ static inline uint64_t ipcx__deadline(const ipcx_wait *w)
  * Returns the number of ready fds, 0 at the deadline, or -errno. */
 struct pollfd;
 IPCX_HIDDEN int ipcx__poll_until(struct pollfd *pfd, unsigned n, uint64_t deadline);
+
+/* As ipcx__wake, but wakes at most one sleeper: for objects where each
+ * publication can satisfy only one waiter (a queue slot, a semaphore unit),
+ * so n publications wake n sleepers instead of all of them n times. */
+static inline void ipcx__wake_one(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers)
+{
+	/* Orders our publication before the read of sleepers (pairs with the
+	 * sleeper's ipcx__sleeper_fence()). */
+	ipcx__waker_fence();
+	if (ipcx__unlikely(atomic_load_explicit(sleepers, memory_order_relaxed) != 0)) {
+		/* release: a sleeper that sees the new seq sees our data too */
+		atomic_fetch_add_explicit(seq, 1, memory_order_release);
+		ipcx__futex_wake(seq, 1);
+	}
+}
 
 #endif /* IPCX_INTERNAL_H */

@@ -78,9 +78,105 @@ static void read_sysfs(const char *path, char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
+/* The first hugetlbfs mount point, into buf.  0 or -ENOENT. */
+static int hugetlbfs_mount(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char line[1024], dir[512], type[64];
+	int rc = -ENOENT;
+	if (!f)
+		return rc;
+	while (rc && fgets(line, sizeof line, f))
+		if (sscanf(line, "%*s %511s %63s", dir, type) == 2 && !strcmp(type, "hugetlbfs") &&
+		    (size_t)snprintf(buf, len, "%s", dir) < len)
+			rc = 0;
+	fclose(f);
+	return rc;
+}
+
+/* DIR/ipcx.NAME of a named huge region, if a hugetlbfs is mounted. */
+static int hugetlbfs_path(const char *name, char *buf, size_t len)
+{
+	char dir[512];
+	if (hugetlbfs_mount(dir, sizeof dir) ||
+	    (size_t)snprintf(buf, len, "%s/ipcx.%s", dir, name) >= len)
+		return -ENOENT;
+	return 0;
+}
+
+/* Create a named region on hugetlbfs: the pool must have room and a
+ * hugetlbfs must be mounted.  On failure r->note says why and how to fix it.
+ * 0 (r->fd set, hpath filled), -ENOMEM, -EEXIST or another -errno. */
+static int hugetlb_named(ipcx_region *r, const char *name, size_t size, char *hpath, size_t len)
+{
+	long page_kb = 0, free_pages = hugetlb_free_pages(&page_kb);
+	uint64_t hp = page_kb > 0 ? (uint64_t)page_kb * 1024 : 1;
+	long need = (long)(round_up((uint64_t)size + IPCX_REGION_HDR_BYTES, hp) / hp);
+	if (!page_kb || free_pages < need) {
+		snprintf(r->note, sizeof r->note,
+			 "no hugetlb pool with room (%ld free %ld kB pages, %ld needed); "
+			 "add pages: echo N > /proc/sys/vm/nr_hugepages",
+			 free_pages, page_kb, need);
+		return -ENOMEM;
+	}
+	if (hugetlbfs_path(name, hpath, len)) {
+		snprintf(r->note, sizeof r->note,
+			 "named huge regions live on hugetlbfs and none is mounted: "
+			 "mkdir -p /dev/hugepages && mount -t hugetlbfs none /dev/hugepages");
+		return -ENOMEM;
+	}
+	int fd = open(hpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int rc = -errno;
+		snprintf(r->note, sizeof r->note, "cannot create %s: %s", hpath, strerror(-rc));
+		return rc;
+	}
+	r->fd = fd;
+	r->page_size = hp;
+	r->huge = 1;
+	return 0;
+}
+
+/* The mount options of /dev/shm into buf ("" if not found). */
+static void shm_mount_opts(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char line[1024], dir[256], o[256];
+	buf[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "%*s %255s %*s %255s", dir, o) == 2 && !strcmp(dir, "/dev/shm"))
+			snprintf(buf, len, "%s", o); /* the last mount wins */
+	fclose(f);
+}
+
+#define THP_ALIGN (2u << 20)
+
 static int map_fd(ipcx_region *r, size_t map_size)
 {
-	void *p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	void *p;
+	if (map_size >= THP_ALIGN && r->page_size < THP_ALIGN) {
+		/* Start large mappings on a 2 MiB boundary, so transparent huge
+		 * pages can back them where the kernel allows (it only aligns
+		 * shared mappings itself when THP is on for every mapping). */
+		char *res = mmap(NULL, map_size + THP_ALIGN, PROT_NONE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (res == MAP_FAILED)
+			return -errno;
+		char *at = (char *)(((uintptr_t)res + THP_ALIGN - 1) & ~(uintptr_t)(THP_ALIGN - 1));
+		p = mmap(at, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, 0);
+		if (p == MAP_FAILED) {
+			int rc = -errno;
+			munmap(res, map_size + THP_ALIGN);
+			return rc;
+		}
+		if (at > res)
+			munmap(res, (size_t)(at - res));
+		munmap(at + map_size, (size_t)(res + map_size + THP_ALIGN - (at + map_size)));
+	} else {
+		p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	}
 	if (p == MAP_FAILED)
 		return -errno;
 	r->hdr = p;
@@ -125,31 +221,52 @@ static int region_init(ipcx_region *r, uint32_t kind, size_t size, uint32_t flag
 		return -EINVAL;
 	if (ftruncate(r->fd, (off_t)total) < 0)
 		return errno == EFBIG ? -EINVAL : -errno;
-	/* Reserve the memory now: a tmpfs that fills up later would kill us
-	 * with SIGBUS on first touch instead of failing here. */
-	int rc = posix_fallocate(r->fd, 0, (off_t)total);
-	if (rc && rc != EOPNOTSUPP && rc != EINVAL)
-		return rc == ENOSPC ? -ENOMEM : -rc;
-	rc = map_fd(r, total);
+	int rc = map_fd(r, total);
 	if (rc)
 		return rc;
-	if (flags & IPCX_REGION_THP) {
-		char shmem_thp[64];
-		read_sysfs("/sys/kernel/mm/transparent_hugepage/shmem_enabled", shmem_thp,
-			   sizeof shmem_thp);
-		if (madvise(r->hdr, total, MADV_HUGEPAGE) == 0 &&
-		    (strstr(shmem_thp, "[always]") || strstr(shmem_thp, "[advise]") ||
-		     strstr(shmem_thp, "[within_size]") || strstr(shmem_thp, "[force]"))) {
+	if ((flags & IPCX_REGION_THP) && !r->huge) {
+		/* Who decides: for memfd (anonymous regions) the shmem_enabled knob;
+		 * for /dev/shm its mount's huge= option, unless the knob forces or
+		 * denies.  The page size is read back by ipcx_region_stat. */
+		char knob[96], opts[300] = "";
+		read_sysfs("/sys/kernel/mm/transparent_hugepage/shmem_enabled", knob, sizeof knob);
+		if (r->name)
+			shm_mount_opts(opts, sizeof opts);
+		int allowed = strstr(knob, "[force]") != NULL;
+		if (!strstr(knob, "[deny]") && !allowed)
+			allowed = r->name ? strstr(opts, "huge=always") || strstr(opts, "huge=advise") ||
+						    strstr(opts, "huge=within_size")
+					  : strstr(knob, "[always]") || strstr(knob, "[advise]") ||
+						    strstr(knob, "[within_size]");
+		if (allowed && madvise(r->hdr, total, MADV_HUGEPAGE) == 0)
 			r->huge = 2;
-		} else if (!r->huge) {
+		else if (r->name)
 			snprintf(r->note, sizeof r->note,
-				 "transparent huge pages for shared memory are off (shmem_enabled: %s); "
-				 "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
-				 shmem_thp[0] ? shmem_thp : "unknown");
-		}
+				 "/dev/shm is mounted without huge= (shmem_enabled: %s), so named "
+				 "regions get no transparent huge pages; "
+				 "mount -o remount,huge=advise /dev/shm",
+				 knob[0] ? knob : "unknown");
+		else
+			snprintf(
+			    r->note, sizeof r->note,
+			    "transparent huge pages for shared memory are off (shmem_enabled: %s); "
+			    "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			    knob[0] ? knob : "unknown");
 	}
-	if (flags & IPCX_REGION_PREFAULT)
-		(void)madvise(r->hdr, total, MADV_POPULATE_WRITE);
+	/* Reserve the memory now: a tmpfs that fills up later would kill us
+	 * with SIGBUS on first touch instead of failing here.  fallocate
+	 * would allocate small pages before THP could apply, so a THP region
+	 * is reserved by touching it through its (huge-page-advised) mapping. */
+	if (r->huge == 2) {
+		if (madvise(r->hdr, total, MADV_POPULATE_WRITE) < 0)
+			return errno == EINVAL ? -EINVAL : -ENOMEM;
+	} else {
+		rc = posix_fallocate(r->fd, 0, (off_t)total);
+		if (rc && rc != EOPNOTSUPP && rc != EINVAL)
+			return rc == ENOSPC ? -ENOMEM : -rc;
+		if (flags & IPCX_REGION_PREFAULT)
+			(void)madvise(r->hdr, total, MADV_POPULATE_WRITE);
+	}
 
 	struct ipcx__region_hdr *h = r->hdr;
 	h->magic = IPCX_REGION_MAGIC;
@@ -193,27 +310,44 @@ int ipcx__region_create(ipcx_region **out, const char *name, uint32_t kind, size
 		return rc;
 	uint32_t flags = opts ? opts->flags : 0;
 	mode_t mode = opts && opts->mode ? opts->mode : 0600;
-	if (flags & IPCX_REGION_HUGE_REQUIRE)
-		return -ENOMEM; /* POSIX shm lives on tmpfs: hugetlb needs an anonymous region */
 
 	ipcx_region *r = region_alloc(name);
 	if (!r)
 		return -ENOMEM;
-	r->fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* A name is one object, whichever file system holds it. */
+	char hpath[768] = "";
+	struct stat st;
+	if (hugetlbfs_path(name, hpath, sizeof hpath) == 0 && stat(hpath, &st) == 0) {
+		region_free(r);
+		return -EEXIST;
+	}
+	hpath[0] = 0;
+	if (flags & (IPCX_REGION_HUGE | IPCX_REGION_HUGE_REQUIRE)) {
+		char shm[IPCX_NAME_MAX + 16];
+		snprintf(shm, sizeof shm, "/dev/shm%s", path);
+		rc = stat(shm, &st) == 0 ? -EEXIST : hugetlb_named(r, name, size, hpath, sizeof hpath);
+		if (rc && (rc == -EEXIST || (flags & IPCX_REGION_HUGE_REQUIRE))) {
+			region_free(r);
+			return rc;
+		}
+		if (rc)
+			hpath[0] = 0; /* fall back to tmpfs; the note says why */
+	}
+	if (r->fd < 0)
+		r->fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (r->fd < 0) {
 		rc = -errno;
 		region_free(r);
 		return rc;
 	}
-	if (flags & IPCX_REGION_HUGE)
-		snprintf(r->note, sizeof r->note,
-			 "named regions live on tmpfs, which has no hugetlb pages; "
-			 "use an anonymous region or IPCX_REGION_THP");
 	/* The umask narrowed the creation mode; set exactly what was asked. */
 	if (fchmod(r->fd, mode) < 0 || (rc = region_init(r, kind, size, flags))) {
 		if (!rc)
 			rc = -errno;
-		shm_unlink(path);
+		if (hpath[0])
+			unlink(hpath);
+		else
+			shm_unlink(path);
 		region_free(r);
 		return rc;
 	}
@@ -371,7 +505,14 @@ IPCX_API int ipcx_region_open(ipcx_region **out, const char *name, uint32_t kind
 	ipcx_region *r = region_alloc(name);
 	if (!r)
 		return -ENOMEM;
-	return region_open_with(out, r, shm_open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0), kind);
+	int fd = shm_open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
+	char hpath[768];
+	if (fd < 0 && errno == ENOENT && hugetlbfs_path(name, hpath, sizeof hpath) == 0) {
+		fd = open(hpath, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 && errno == ELOOP)
+			errno = EACCES; /* a symlink where the object should be */
+	}
+	return region_open_with(out, r, fd, kind);
 }
 
 IPCX_API int ipcx_region_open_fd(ipcx_region **out, int fd, uint32_t kind)
@@ -397,7 +538,13 @@ IPCX_API int ipcx_region_unlink(const char *name)
 	int rc = ipcx__shm_path(name, path, sizeof path);
 	if (rc)
 		return rc;
-	return shm_unlink(path) < 0 ? -errno : 0;
+	if (shm_unlink(path) == 0)
+		return 0;
+	rc = -errno;
+	char hpath[768];
+	if (rc == -ENOENT && hugetlbfs_path(name, hpath, sizeof hpath) == 0)
+		return unlink(hpath) < 0 ? -errno : 0;
+	return rc;
 }
 
 IPCX_API void *ipcx_region_data(const ipcx_region *r)
@@ -420,6 +567,39 @@ IPCX_API const char *ipcx_region_name(const ipcx_region *r)
 	return r ? r->name : NULL;
 }
 
+/* Read back from /proc/self/smaps how the mapping at `start` is backed: the
+ * kernel page size (hugetlb shows its huge size) and how much of it is mapped
+ * by PMD-sized transparent huge pages.  0 or -ENOENT. */
+static int smaps_readback(const void *start, uint64_t *page_bytes, uint64_t *pmd_kb)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[256];
+	int in = 0, found = -ENOENT;
+	unsigned long lo, hi, v;
+	if (!f)
+		return found;
+	*page_bytes = 0;
+	*pmd_kb = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			if (in)
+				break;
+			in = lo == (unsigned long)(uintptr_t)start;
+			continue;
+		}
+		if (!in)
+			continue;
+		found = 0;
+		if (sscanf(line, "KernelPageSize: %lu kB", &v) == 1)
+			*page_bytes = (uint64_t)v * 1024;
+		else if (sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1 ||
+			 sscanf(line, "FilePmdMapped: %lu kB", &v) == 1)
+			*pmd_kb += v;
+	}
+	fclose(f);
+	return found;
+}
+
 IPCX_API int ipcx_region_stat(const ipcx_region *r, ipcx_region_info *info)
 {
 	if (!r || !info)
@@ -438,6 +618,30 @@ IPCX_API int ipcx_region_stat(const ipcx_region *r, ipcx_region_info *info)
 	info->mode = fstat(r->fd, &st) == 0 ? (uint32_t)(st.st_mode & 07777) : 0;
 	info->huge = r->huge;
 	snprintf(info->note, sizeof info->note, "%s", r->note);
+	/* What the kernel actually gave, not what was asked for. */
+	uint64_t kps, pmd_kb;
+	if (smaps_readback(r->hdr, &kps, &pmd_kb) == 0 && kps) {
+		if (kps > (uint64_t)sysconf(_SC_PAGESIZE)) {
+			info->huge = 1;
+			info->page_size = kps;
+		} else if (pmd_kb) {
+			char pmd[32];
+			read_sysfs("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", pmd,
+				   sizeof pmd);
+			info->huge = 2;
+			info->page_size = strtoull(pmd, NULL, 10) ? strtoull(pmd, NULL, 10) : 2u << 20;
+		} else {
+			info->page_size = kps;
+			if (r->huge == 2) {
+				info->huge = 0;
+				snprintf(info->note, sizeof info->note,
+					 "transparent huge pages are allowed for this mapping but none "
+					 "is mapped yet: shmem THP is allocated at first touch of an "
+					 "aligned %s extent",
+					 "2 MiB");
+			}
+		}
+	}
 	return 0;
 }
 

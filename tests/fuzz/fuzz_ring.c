@@ -69,56 +69,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef IPCX_LIBFUZZER
-#include <dirent.h>
+/* Aim two thirds of the patches at the region and ring headers and the
+ * first records. */
+static void aim(uint8_t *buf, size_t n)
+{
+	for (size_t k = 0; k + 3 <= n; k += 3) {
+		if (!(buf[k + 2] % 3))
+			continue;
+		unsigned zone = buf[k] % 3;
+		unsigned off = zone == 0   ? buf[k + 1] % 128            /* region header */
+			       : zone == 1 ? 4096 + buf[k + 1] * 4u % 1024 /* ring header */
+					   : 5120 + buf[k + 1] * 4u;    /* records */
+		buf[k] = (uint8_t)(off >> 8);
+		buf[k + 1] = (uint8_t)off;
+	}
+}
 
-/* Replay: every file of the corpus directory, then seeded random inputs. */
+#include "replay.h"
+
 int main(int argc, char **argv)
 {
-	alarm(580);
-	unsigned runs = 0;
-	if (argc > 1) {
-		DIR *d = opendir(argv[1]);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			char path[4096];
-			snprintf(path, sizeof path, "%s/%s", argv[1], e->d_name);
-			FILE *f = fopen(path, "rb");
-			if (!f)
-				continue;
-			uint8_t buf[4096];
-			size_t n = fread(buf, 1, sizeof buf, f);
-			fclose(f);
-			LLVMFuzzerTestOneInput(buf, n);
-			runs++;
-		}
-		if (d)
-			closedir(d);
-	}
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-	for (int i = 0; i < 20000; i++) {
-		uint8_t buf[48];
-		size_t n = 3 * (1 + (size_t)(i % 16));
-		for (size_t k = 0; k < n; k++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			buf[k] = (uint8_t)x;
-		}
-		/* Aim two thirds of the patches at the region and ring headers and
-		 * the first records. */
-		for (size_t k = 0; k + 3 <= n; k += 3)
-			if (buf[k + 2] % 3) {
-				unsigned zone = buf[k] % 3;
-				unsigned off = zone == 0 ? buf[k + 1] % 128            /* region header */
-					       : zone == 1 ? 4096 + buf[k + 1] * 4u % 1024 /* ring header */
-							   : 5120 + buf[k + 1] * 4u;    /* records */
-				buf[k] = (uint8_t)(off >> 8);
-				buf[k + 1] = (uint8_t)off;
-			}
-		LLVMFuzzerTestOneInput(buf, n);
-		runs++;
-	}
-	printf("%u inputs, no crash\n", runs);
-	return 0;
+	return fuzz_replay(argc, argv, 20000, 0x9e3779b97f4a7c15ull, 0, aim);
 }
 #endif

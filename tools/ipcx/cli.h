@@ -28,4 +28,8 @@ const char *cli_fmt_ns(double ns, char *buf, unsigned len);
 /* Parse a size such as "64", "4k", "4KiB", "1M", "1MiB".  0 or -1. */
 int cli_parse_size(const char *s, unsigned long long *out);
 
+/* `ipcx mq stat NAME [--json]`'s report (argv[3] == "--json" selects JSON),
+ * also shown by `ipcx stat` for a mailbox. */
+int cli_mq_stat(int argc, char **argv, const char *name);
+
 #endif

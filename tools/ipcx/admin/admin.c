@@ -114,6 +114,8 @@ static int stat_main(int argc, char **argv)
 	       (unsigned long long)info.map_size, (unsigned long long)info.page_size,
 	       info.huge == 1 ? " (hugetlb)" : info.huge == 2 ? " (THP)" : "", info.mode,
 	       info.creator_pid, pid_state(info.creator_pid), info.creator_uid, when);
+	if (info.kind == IPCX_KIND_MQ)
+		return cli_mq_stat(0, NULL, argv[1]);
 	if (info.kind == IPCX_KIND_RING) {
 		ipcx_ring *r;
 		ipcx_ring_stats s;

@@ -203,6 +203,10 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 			size_str(w->size, sz, sizeof sz);
 			char name[64];
 			snprintf(name, sizeof name, "%s", w->mech->name);
+			/* Sizes a mechanism has no use for (a lock hand-off carries no
+			 * payload) stay in --json and --csv, not in the table. */
+			if (w->r.status == BENCH_SKIPPED && !strncmp(w->r.reason, "messages over", 13))
+				continue;
 			if (w->r.status != BENCH_OK) {
 				printf("%-22s %8s  %s: %s\n", name, sz,
 				       w->r.status == BENCH_SKIPPED ? "skipped" : "FAILED", w->r.reason);
@@ -238,12 +242,14 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 	       "vs pipe: how many times better than pipe.\n"
 	       "Latency percentiles come from a log-linear histogram (buckets within 1.6%%).\n"
 	       "cpu/msg: user+system time of all processes per message; csw/msg: context switches.\n");
+	/* Each note once, even when several mechanisms share it. */
 	for (unsigned i = 0; i < n; i++) {
-		int first = 1;
-		for (unsigned j = 0; j < i; j++)
-			first &= rows[j].mech != rows[i].mech;
-		if (first && rows[i].mech->note)
-			printf("%s: %s\n", rows[i].mech->name, rows[i].mech->note);
+		const char *note = rows[i].mech->note;
+		int first = note != NULL;
+		for (unsigned j = 0; j < i && first; j++)
+			first = !rows[j].mech->note || strcmp(rows[j].mech->note, note);
+		if (first)
+			printf("%s: %s\n", rows[i].mech->name, note);
 	}
 }
 

@@ -1,0 +1,504 @@
+/*
+ * The log of a persistent mailbox.
+ *
+ * File layout (little-endian):
+ *   a 64-byte header: magic "IPCXMQLG", version, header size, seq_base (the
+ *   first sequence number a recovered mailbox may use), CRC32C of the header;
+ *   then records, each 8-byte aligned:
+ *     u32 type ("MPUT" a message, "MDEL" its removal)  u32 len
+ *     u64 seq   u32 prio   u32 flags   u32 crc   u32 reserved
+ *     len bytes of payload (PUT only), zero padding to 8 bytes
+ *   crc is CRC32C over the first 24 header bytes and the payload.
+ *
+ * Writers reserve a record's offset and sequence number together under the
+ * mailbox lock, then write it with one pwritev outside the lock.  A writer
+ * that dies or fails half-way leaves a hole (zeros or a torn record) that
+ * later records follow: recovery therefore resynchronises, stepping 8 bytes
+ * at a time past anything that does not check out, and cuts the file after
+ * the last valid record.  A message is live when its PUT is present and no
+ * DEL names its sequence number.
+ */
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/magic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "mq_internal.h"
+#include "mq_sys.h"
+
+#define LOG_MAGIC 0x474c514d58435049ull /* "IPCXMQLG" */
+#define LOG_VERSION 1u
+
+struct log_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_bytes;
+	uint64_t seq_base;
+	uint64_t created_ns;
+	uint8_t reserved[28];
+	uint32_t crc; /* over the 60 bytes before it */
+};
+_Static_assert(sizeof(struct log_hdr) == MQ_LOG_HDR, "log header is a file format");
+
+struct log_rec {
+	uint32_t type;
+	uint32_t len;
+	uint64_t seq;
+	uint32_t prio;
+	uint32_t flags;
+	uint32_t crc;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct log_rec) == MQ_REC_HDR, "record header is a file format");
+
+uint64_t ipcx__mq_rec_size(uint32_t len)
+{
+	return ((uint64_t)MQ_REC_HDR + len + 7) & ~7ull;
+}
+
+static uint32_t rec_crc(const struct log_rec *r, const void *payload, uint32_t len)
+{
+	return ipcx__crc32c(ipcx__crc32c(0, r, 24), payload, len);
+}
+
+/* Write everything or fail (a short write is retried; 0 bytes is -EIO). */
+static int write_all(int fd, struct iovec *iov, int n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = ipcx__mq_sys.pwritev(fd, iov, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		off += (uint64_t)w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++, n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int write_hdr(int fd, uint64_t seq_base)
+{
+	struct log_hdr hd;
+	memset(&hd, 0, sizeof hd);
+	hd.magic = LOG_MAGIC;
+	hd.version = LOG_VERSION;
+	hd.hdr_bytes = MQ_LOG_HDR;
+	hd.seq_base = seq_base;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	hd.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	hd.crc = ipcx__crc32c(0, &hd, offsetof(struct log_hdr, crc));
+	struct iovec iov = { &hd, sizeof hd };
+	return write_all(fd, &iov, 1, 0);
+}
+
+static int sync_fd(ipcx_mq *mq)
+{
+	if (ipcx__mq_sys.fdatasync(mq->log_fd) == 0) {
+		atomic_store_explicit(&mq->h->log.unsynced, 0, memory_order_relaxed);
+		atomic_store_explicit(&mq->h->log.last_sync_ns, ipcx__now_ns(),
+				      memory_order_relaxed);
+		return 0;
+	}
+	/* After a failed fdatasync the page cache may have dropped the data
+	 * and a later fdatasync may succeed anyway: never trust the log again
+	 * (relaxed: a flag, ordered by the error return that follows). */
+	atomic_store_explicit(&mq->h->log.failed, 1, memory_order_relaxed);
+	return errno == ENOSPC ? -ENOSPC : -EIO;
+}
+
+int ipcx__mq_log_sync(ipcx_mq *mq)
+{
+	return mq->log_fd < 0 ? 0 : sync_fd(mq);
+}
+
+int ipcx__mq_log_after_write(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	switch (h->sync) {
+	case IPCX_MQ_SYNC_ALWAYS:
+		return sync_fd(mq);
+	case IPCX_MQ_SYNC_BATCH: {
+		uint32_t n = atomic_fetch_add_explicit(&h->log.unsynced, 1, memory_order_relaxed) + 1;
+		uint64_t last = atomic_load_explicit(&h->log.last_sync_ns, memory_order_relaxed);
+		if (n >= h->batch_msgs || ipcx__now_ns() - last >= (uint64_t)h->batch_ms * 1000000u)
+			return sync_fd(mq);
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* Room at [off, off + len) of the mapped file, checked against the file's
+ * real size (never the shared state alone: writing past the end of a
+ * mapped file raises SIGBUS). */
+static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if (ipcx__add_overflow(off, len, &end) || end > MQ_LOG_WINDOW || off < MQ_LOG_HDR)
+		return NULL;
+	if (end > mq->log_size) {
+		struct stat sb;
+		if (fstat(mq->log_fd, &sb) < 0 || (uint64_t)sb.st_size < end)
+			return NULL;
+		mq->log_size = (uint64_t)sb.st_size;
+	}
+	return mq->log_map + off;
+}
+
+/* Records are stored into the mapped file: page cache, like pwrite, without
+ * a system call per message.  The CRC is written last, so a record torn by
+ * a crash does not check out. */
+int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off)
+{
+	const struct mq_slot *s = &mq->slots[slot];
+	uint32_t len = s->len;
+	const void *payload = mq->bufs + (size_t)slot * mq->stride;
+	uint64_t rs = ipcx__mq_rec_size(len);
+	unsigned char *p = log_at(mq, off, rs);
+	if (!p)
+		return -EBADMSG;
+	struct log_rec r = { MQ_REC_PUT, len, seq, s->prio, 0, 0, 0 };
+	memcpy(p + MQ_REC_HDR, payload, len);
+	memset(p + MQ_REC_HDR + len, 0, rs - MQ_REC_HDR - len);
+	r.crc = rec_crc(&r, p + MQ_REC_HDR, len); /* what the file holds */
+	memcpy(p, &r, sizeof r);
+	return 0;
+}
+
+int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off)
+{
+	if (off == MQ_LOG_NONE)
+		return -ENOSPC;
+	unsigned char *p = log_at(mq, off, MQ_REC_HDR);
+	if (!p)
+		return -EBADMSG;
+	struct log_rec r = { MQ_REC_DEL, 0, seq, 0, 0, 0, 0 };
+	r.crc = rec_crc(&r, NULL, 0);
+	memcpy(p, &r, sizeof r);
+	return 0;
+}
+
+/* Grow the file to at least `need` bytes, a chunk at a time (lock held). */
+static int grow(ipcx_mq *mq, uint64_t need)
+{
+	struct mq_state *st = &mq->h->st;
+	if (need <= st->log_alloc)
+		return 0;
+	if (need > MQ_LOG_WINDOW)
+		return -EFBIG;
+	uint64_t chunk = ipcx__mq_log_chunk ? ipcx__mq_log_chunk : 4096;
+	uint64_t to = (need + chunk - 1) / chunk * chunk;
+	if (to > MQ_LOG_WINDOW)
+		to = MQ_LOG_WINDOW;
+	/* Allocate the blocks now: stores into a mapped file that has none
+	 * would meet a full disk as SIGBUS. */
+	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)st->log_alloc,
+				       (off_t)(to - st->log_alloc));
+	if (e)
+		return e == ENOSPC || e == EDQUOT ? -ENOSPC : e == EFBIG ? -EFBIG : -e;
+	st->log_alloc = to;
+	return 0;
+}
+
+int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
+{
+	struct mq_state *st = &mq->h->st;
+	/* This record, and one removal record for every message that could
+	 * still need one (this one included). */
+	uint64_t live = (uint64_t)st->count + st->nloaned + st->ntaken + 1;
+	int rc = grow(mq, st->log_tail + ipcx__mq_rec_size(len) + live * MQ_REC_HDR);
+	if (rc)
+		return rc;
+	*off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(len));
+	return 0;
+}
+
+uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes)
+{
+	struct mq_state *st = &mq->h->st;
+	if (st->log_tail + bytes > st->log_alloc && grow(mq, st->log_tail + bytes))
+		return MQ_LOG_NONE;
+	uint64_t off = st->log_tail;
+	st->log_tail += bytes;
+	/* relaxed: a count; compaction reads it under the lock, and a record
+	 * reserved under the lock cannot be missed there */
+	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	return off;
+}
+
+void ipcx__mq_log_written(ipcx_mq *mq)
+{
+	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+}
+
+int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
+{
+	int rc = ipcx__mq_log_del(mq, seq, off);
+	if (off != MQ_LOG_NONE)
+		ipcx__mq_log_written(mq);
+	return rc ? rc : ipcx__mq_log_after_write(mq);
+}
+
+void ipcx__mq_log_compact(ipcx_mq *mq)
+{
+	struct mq_state *st = &mq->h->st;
+	/* The header first: should the truncation not happen, the old records
+	 * are all deleted ones and stay harmless. */
+	if (write_hdr(mq->log_fd, st->seq_next))
+		return;
+	if (ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR))
+		return;
+	st->log_tail = st->log_alloc = MQ_LOG_HDR;
+	mq->log_size = MQ_LOG_HDR;
+	if (mq->h->sync == IPCX_MQ_SYNC_ALWAYS)
+		(void)sync_fd(mq);
+}
+
+/* ---- opening and recovery ------------------------------------------------ */
+
+static int check_fs(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return -errno;
+	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)
+		return -EMEDIUMTYPE;
+	return 0;
+}
+
+static int read_hdr(int fd, struct log_hdr *hd)
+{
+	ssize_t n = pread(fd, hd, sizeof *hd, 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < sizeof *hd)
+		return -EBADMSG;
+	if (hd->magic != LOG_MAGIC)
+		return -EPROTO;
+	if (hd->version != LOG_VERSION)
+		return -EPROTONOSUPPORT;
+	if (hd->hdr_bytes != MQ_LOG_HDR || hd->crc != ipcx__crc32c(0, hd, offsetof(struct log_hdr, crc)))
+		return -EBADMSG;
+	return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return;
+	int d = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (d >= 0) {
+		(void)fsync(d);
+		close(d);
+	}
+}
+
+struct put {
+	uint64_t seq, off;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Scan the log, queue the live messages, cut the invalid tail. */
+static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
+{
+	struct mq_state *st = &mq->h->st;
+	const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	size_t cap_p = 1024, cap_d = 1024, np = 0, nd = 0;
+	struct put *puts = malloc(cap_p * sizeof *puts);
+	uint64_t *dels = malloc(cap_d * sizeof *dels);
+	uint64_t off = MQ_LOG_HDR, valid_end = MQ_LOG_HDR, skipped = 0, max_seq = 0;
+	int rc = 0;
+	if (!puts || !dels) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (off + MQ_REC_HDR <= size) {
+		struct log_rec r;
+		memcpy(&r, map + off, sizeof r);
+		uint64_t rs = ipcx__mq_rec_size(r.len);
+		bool ok = (r.type == MQ_REC_PUT && r.len <= IPCX_MQ_MSG_MAX &&
+			   r.prio < IPCX_MQ_PRIO_LEVELS) ||
+			  (r.type == MQ_REC_DEL && r.len == 0);
+		ok = ok && off + rs <= size && r.crc == rec_crc(&r, map + off + MQ_REC_HDR, r.len);
+		if (!ok) {
+			off += 8;
+			continue;
+		}
+		if (r.type == MQ_REC_PUT) {
+			if (np == cap_p) {
+				struct put *n = realloc(puts, (cap_p *= 2) * sizeof *puts);
+				if (!n) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				puts = n;
+			}
+			puts[np++] = (struct put){ r.seq, off };
+			if (r.seq > max_seq)
+				max_seq = r.seq;
+		} else {
+			if (nd == cap_d) {
+				uint64_t *n = realloc(dels, (cap_d *= 2) * sizeof *dels);
+				if (!n) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				dels = n;
+			}
+			dels[nd++] = r.seq;
+		}
+		skipped += off - valid_end;
+		off += rs;
+		valid_end = off;
+	}
+	/* What follows the last record: space allocated ahead (zeros) is not
+	 * damage; anything else is a torn or corrupt tail. */
+	uint64_t tail_end = size;
+	while (tail_end > valid_end && map[tail_end - 1] == 0)
+		tail_end--;
+	skipped += tail_end - valid_end;
+	qsort(dels, nd, sizeof *dels, cmp_u64);
+	/* Records are in sequence order except across a hole; queue in
+	 * sequence order so each level keeps its FIFO. */
+	qsort(puts, np, sizeof *puts, cmp_u64);
+	for (size_t k = 0; k < np && !rc; k++) {
+		if (bsearch(&puts[k].seq, dels, nd, sizeof *dels, cmp_u64))
+			continue;
+		if (k && puts[k].seq == puts[k - 1].seq)
+			continue;
+		struct log_rec r;
+		memcpy(&r, map + puts[k].off, sizeof r);
+		rc = ipcx__mq_put_recovered(mq, map + puts[k].off + MQ_REC_HDR, r.len, r.prio,
+					    r.seq);
+	}
+	if (rc)
+		goto out;
+	st->seq_next = hd->seq_base > max_seq + 1 ? hd->seq_base : max_seq + 1;
+	st->log_skipped = skipped;
+	if (valid_end < size) {
+		if (ipcx__mq_sys.ftruncate(fd, (off_t)valid_end) < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	st->log_tail = valid_end;
+out:
+	free(puts);
+	free(dels);
+	munmap((void *)map, size);
+	return rc;
+}
+
+static int map_log(ipcx_mq *mq)
+{
+	/* Address space for the largest log, once: the file grows under it. */
+	void *p = mmap(NULL, MQ_LOG_WINDOW, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       mq->log_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	mq->log_map = p;
+	return 0;
+}
+
+void ipcx__mq_log_unmap(ipcx_mq *mq)
+{
+	if (mq->log_map)
+		munmap(mq->log_map, MQ_LOG_WINDOW);
+	mq->log_map = NULL;
+}
+
+int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
+{
+	bool created = true;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		return -errno;
+	int rc = check_fs(fd);
+	struct stat sb;
+	if (!rc && created && fchmod(fd, mode) < 0)
+		rc = -errno;
+	if (!rc && flock(fd, LOCK_EX | LOCK_NB) < 0)
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (!rc && fstat(fd, &sb) < 0)
+		rc = -errno;
+	if (!rc && !S_ISREG(sb.st_mode))
+		rc = -EPROTO;
+	mq->log_fd = fd;
+	if (!rc && sb.st_size == 0) {
+		rc = write_hdr(fd, 1);
+		if (!rc && ipcx__mq_sys.fdatasync(fd) < 0)
+			rc = -errno;
+		if (!rc)
+			fsync_dir(path);
+		mq->h->st.log_tail = MQ_LOG_HDR;
+	} else if (!rc) {
+		struct log_hdr hd;
+		if (sb.st_size < (off_t)MQ_LOG_HDR)
+			rc = -EBADMSG;
+		else
+			rc = read_hdr(fd, &hd);
+		if (!rc)
+			rc = recover(mq, fd, (uint64_t)sb.st_size, &hd);
+		if (!rc && mq->h->sync != IPCX_MQ_SYNC_NONE && ipcx__mq_sys.fdatasync(fd) < 0)
+			rc = -errno;
+	}
+	atomic_store_explicit(&mq->h->log.last_sync_ns, ipcx__now_ns(), memory_order_relaxed);
+	if (!rc) {
+		mq->h->st.log_alloc = mq->h->st.log_tail;
+		mq->log_size = mq->h->st.log_tail;
+		rc = map_log(mq);
+	}
+	/* Room for the removal records of the recovered messages. */
+	if (!rc)
+		rc = grow(mq, mq->h->st.log_tail + (uint64_t)mq->h->st.count * MQ_REC_HDR);
+	/* Shared from now on: every process with the mailbox open holds it. */
+	if (!rc && flock(fd, LOCK_SH) < 0)
+		rc = -errno;
+	if (rc && created)
+		unlink(path);
+	return rc;
+}
+
+int ipcx__mq_log_attach(ipcx_mq *mq)
+{
+	int fd = open(mq->h->log_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	mq->log_fd = fd;
+	struct log_hdr hd;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	int rc = read_hdr(fd, &hd);
+	return rc ? rc : map_log(mq);
+}

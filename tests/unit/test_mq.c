@@ -1,0 +1,476 @@
+/* Mailbox: priorities, FIFO, limits, full policies, shaping, fairness,
+ * zero-copy, readiness, peer death and lock-holder death.
+ * ipcx-test-labels: tsan
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ipcx/ipcx.h>
+
+#include "mq/mq_internal.h"
+#include "testutil.h"
+
+static const ipcx_wait NB = { IPCX_WAIT_NONBLOCK, 0, -1 };
+
+static ipcx_mq *mk(const char *name, uint32_t depth, uint32_t max_msg, uint32_t full)
+{
+	ipcx_mq_opts o = { .depth = depth, .max_msg = max_msg, .full = full };
+	ipcx_mq *mq = NULL;
+	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
+	return mq;
+}
+
+static void done(ipcx_mq *mq, const char *name)
+{
+	assert_int_equal(ipcx_mq_close(mq), 0);
+	assert_int_equal(ipcx_mq_unlink(name), 0);
+}
+
+static void test_basics(void **st)
+{
+	(void)st;
+	int fds = t_count_fds();
+	const char *name = t_name("mq");
+	ipcx_mq *a = mk(name, 8, 100, IPCX_MQ_FULL_FAIL), *b = NULL;
+	ipcx_mq *x = (ipcx_mq *)1;
+	assert_int_equal(ipcx_mq_create(&x, name, NULL), -EEXIST);
+	assert_null(x);
+	assert_int_equal(ipcx_mq_create(&x, "bad/name", NULL), -EINVAL);
+	ipcx_mq_opts bad = { .max_msg = IPCX_MQ_MSG_MAX + 1 };
+	assert_int_equal(ipcx_mq_create(&x, t_name("b"), &bad), -EINVAL);
+	assert_int_equal(ipcx_mq_open(&x, "ipcx-no-such-mailbox", NULL), -ENOENT);
+	assert_int_equal(ipcx_mq_open(&b, name, NULL), 0);
+
+	char buf[128];
+	unsigned prio = 99;
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, &prio, &NB), -EAGAIN);
+	assert_int_equal(ipcx_mq_send(a, "hello", 5, 3, NULL), 0);
+	assert_int_equal(ipcx_mq_send(a, NULL, 0, 3, NULL), 0); /* 0 bytes */
+	assert_int_equal(ipcx_mq_send(a, buf, 101, 0, NULL), -EMSGSIZE);
+	assert_int_equal(ipcx_mq_send(a, buf, 1, IPCX_MQ_PRIO_LEVELS, NULL), -EINVAL);
+	ipcx_wait bogus = { 99, 0, -1 };
+	assert_int_equal(ipcx_mq_send(a, buf, 1, 0, &bogus), -EINVAL);
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, NULL, &bogus), -EINVAL);
+	assert_int_equal(ipcx_mq_recv(b, buf, 4, &prio, &NB), -EMSGSIZE); /* stays queued */
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, &prio, &NB), 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(prio, 3);
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, &prio, &NB), 0);
+	ipcx_wait tmo = { IPCX_WAIT_BLOCK, 0, 20 * 1000 * 1000 };
+	uint64_t t0 = t_now_ns();
+	assert_int_equal(ipcx_mq_recv(b, buf, sizeof buf, &prio, &tmo), -ETIMEDOUT);
+	assert_true(t_now_ns() - t0 >= 20 * 1000 * 1000);
+
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(a, &at), 0);
+	assert_int_equal(at.sent, 2);
+	assert_int_equal(at.received, 2);
+	assert_int_equal(at.depth, 0);
+	assert_int_equal(at.attached, 2);
+	assert_int_equal(at.senders, 1);
+	assert_int_equal(at.receivers, 1);
+	assert_int_equal(at.max_msg, 100);
+	assert_int_equal(ipcx_mq_close(b), 0);
+	assert_int_equal(ipcx_mq_close(NULL), 0);
+	done(a, name);
+	assert_int_equal(ipcx_mq_unlink(name), -ENOENT);
+	assert_int_equal(t_count_fds(), fds);
+	assert_int_equal(t_check_no_leaks(), 0);
+}
+
+static void test_priority_fifo(void **st)
+{
+	(void)st;
+	const char *name = t_name("pr");
+	ipcx_mq *mq = mk(name, 256, 16, IPCX_MQ_FULL_FAIL);
+	/* 4 messages at each of 64 levels, interleaved. */
+	for (unsigned k = 0; k < 4; k++)
+		for (unsigned p = 0; p < IPCX_MQ_PRIO_LEVELS; p++) {
+			unsigned v[2] = { p, k };
+			assert_int_equal(ipcx_mq_send(mq, v, sizeof v, p, NULL), 0);
+		}
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.depth, 256);
+	for (unsigned p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
+		assert_int_equal(at.per_prio[p], 4);
+	assert_int_equal(ipcx_mq_send(mq, "x", 1, 0, NULL), -EAGAIN); /* FULL_FAIL */
+	for (unsigned p = IPCX_MQ_PRIO_LEVELS; p-- > 0;)
+		for (unsigned k = 0; k < 4; k++) {
+			unsigned v[2], prio;
+			assert_int_equal(ipcx_mq_recv(mq, v, sizeof v, &prio, &NB), sizeof v);
+			assert_int_equal(prio, p);
+			assert_int_equal(v[0], p);
+			assert_int_equal(v[1], k);
+		}
+	done(mq, name);
+}
+
+static void test_full_policies(void **st)
+{
+	(void)st;
+	const char *name = t_name("fb");
+	/* BLOCK: non-blocking and timed calls give -EAGAIN / -ETIMEDOUT. */
+	ipcx_mq *mq = mk(name, 2, 8, IPCX_MQ_FULL_BLOCK);
+	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "b", 1, 0, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "c", 1, 0, &NB), -EAGAIN);
+	ipcx_wait tmo = { IPCX_WAIT_ADAPTIVE, 0, 10 * 1000 * 1000 };
+	assert_int_equal(ipcx_mq_send(mq, "c", 1, 0, &tmo), -ETIMEDOUT);
+	done(mq, name);
+
+	/* DROP: the oldest message of the lowest level goes. */
+	name = t_name("fd");
+	mq = mk(name, 3, 8, IPCX_MQ_FULL_DROP);
+	assert_int_equal(ipcx_mq_send(mq, "l1", 2, 1, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "h1", 2, 5, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "l2", 2, 1, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "m1", 2, 3, NULL), 0); /* drops l1 */
+	assert_int_equal(ipcx_mq_send(mq, "z0", 2, 0, NULL), -ENOBUFS); /* all outrank it */
+	assert_int_equal(ipcx_mq_send(mq, "m2", 2, 3, NULL), 0); /* drops l2 */
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.dropped, 3);
+	assert_int_equal(at.depth, 3);
+	const char *want[] = { "h1", "m1", "m2" };
+	for (int i = 0; i < 3; i++) {
+		char b[8];
+		assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), 2);
+		assert_memory_equal(b, want[i], 2);
+	}
+	done(mq, name);
+
+	/* Bytes bound: two 6-byte messages do not fit in 10 bytes. */
+	name = t_name("by");
+	ipcx_mq_opts o = { .depth = 8, .max_msg = 8, .max_bytes = 10, .full = IPCX_MQ_FULL_FAIL };
+	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
+	assert_int_equal(ipcx_mq_send(mq, "123456", 6, 0, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "123456", 6, 0, NULL), -EAGAIN);
+	assert_int_equal(ipcx_mq_send(mq, "1234", 4, 0, NULL), 0);
+	done(mq, name);
+}
+
+static void test_zero_copy_large(void **st)
+{
+	(void)st;
+	const char *name = t_name("zc");
+	ipcx_mq *mq = mk(name, 4, 1u << 20, IPCX_MQ_FULL_FAIL);
+	ipcx_mq_msg m, m2;
+	assert_int_equal(ipcx_mq_loan(mq, &m, 1u << 20, 7, NULL), 0);
+	assert_int_equal((uintptr_t)m.data % 4096, 0);
+	memset(m.data, 0xab, 1u << 20);
+	assert_int_equal(ipcx_mq_loan(mq, &m2, 100, 1, NULL), 0);
+	assert_int_equal(ipcx_mq_cancel(mq, &m2), 0);
+	assert_int_equal(ipcx_mq_cancel(mq, &m2), -EINVAL); /* not held any more */
+	assert_int_equal(ipcx_mq_take(mq, &m2, &NB), -EAGAIN); /* loans are invisible */
+	assert_int_equal(ipcx_mq_commit(mq, &m), 0);
+	assert_int_equal(ipcx_mq_commit(mq, &m), -EINVAL); /* twice */
+	assert_int_equal(ipcx_mq_take(mq, &m2, &NB), 0);
+	assert_int_equal(m2.len, 1u << 20);
+	assert_int_equal(m2.prio, 7);
+	unsigned char *p = m2.data;
+	assert_int_equal(p[0], 0xab);
+	assert_int_equal(p[(1u << 20) - 1], 0xab);
+	assert_int_equal(ipcx_mq_release(mq, &m2), 0);
+	/* A loan may shrink at commit, not grow. */
+	assert_int_equal(ipcx_mq_loan(mq, &m, 64, 0, NULL), 0);
+	m.len = 65;
+	assert_int_equal(ipcx_mq_commit(mq, &m), -EMSGSIZE);
+	m.len = 10;
+	assert_int_equal(ipcx_mq_commit(mq, &m), 0);
+	char b[64];
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), 10);
+	done(mq, name);
+}
+
+/* Rate over one second within 5% of the configured rate (plus the burst). */
+static void test_shaping(void **st)
+{
+	(void)st;
+	const char *name = t_name("sh");
+	ipcx_mq_opts o = { .depth = 16, .max_msg = 1000, .full = IPCX_MQ_FULL_DROP };
+	o.shape.msgs_per_s = 2000;
+	o.shape.burst_msgs = 20;
+	ipcx_mq *mq;
+	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
+	uint64_t t0 = t_now_ns(), n = 0;
+	while (t_now_ns() - t0 < 1000000000ull) {
+		assert_int_equal(ipcx_mq_send(mq, "x", 1, 1, NULL), 0);
+		n++;
+	}
+	double want = 2000 + 20;
+	print_message("msgs/s shaped at 2000 (burst 20): %llu in 1 s\n", (unsigned long long)n);
+	assert_true(n <= want * 1.05 && n >= want * 0.95);
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_true(at.shaped > 0);
+	assert_int_equal(ipcx_mq_send(mq, "x", 1, 1, &NB), -EAGAIN); /* no token now */
+	done(mq, name);
+
+	/* Bytes per second, per sender: 1000-byte messages at 500 kB/s. */
+	name = t_name("sb");
+	memset(&o.shape, 0, sizeof o.shape);
+	o.shape_sender.bytes_per_s = 500000;
+	o.shape_sender.burst_bytes = 10000;
+	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
+	static char big[1000];
+	t0 = t_now_ns();
+	n = 0;
+	while (t_now_ns() - t0 < 1000000000ull) {
+		assert_int_equal(ipcx_mq_send(mq, big, sizeof big, 1, NULL), 0);
+		n += sizeof big;
+	}
+	want = 500000 + 10000;
+	print_message("bytes/s shaped at 500000 (burst 10000): %llu in 1 s\n", (unsigned long long)n);
+	assert_true(n <= want * 1.05 && n >= want * 0.95);
+	done(mq, name);
+}
+
+static void test_fairness(void **st)
+{
+	(void)st;
+	for (int fair = 0; fair <= 1; fair++) {
+		const char *name = t_name("fa");
+		ipcx_mq_opts o = { .depth = 16, .max_msg = 8, .full = IPCX_MQ_FULL_FAIL, .fair = (uint32_t)fair };
+		ipcx_mq *flood, *quiet;
+		assert_int_equal(ipcx_mq_create(&flood, name, &o), 0);
+		assert_int_equal(ipcx_mq_open(&quiet, name, NULL), 0);
+		assert_int_equal(ipcx_mq_send(quiet, "q", 1, 0, NULL), 0); /* both are senders */
+		ipcx_mq_msg m;
+		assert_int_equal(ipcx_mq_take(flood, &m, &NB), 0);
+		assert_int_equal(ipcx_mq_release(flood, &m), 0);
+		int n = 0;
+		while (ipcx_mq_send(flood, "f", 1, 0, NULL) == 0)
+			n++;
+		ipcx_mq_attr at;
+		assert_int_equal(ipcx_mq_getattr(flood, &at), 0);
+		if (fair) {
+			assert_int_equal(n, 8); /* depth / 2 senders */
+			assert_true(at.fair_waits > 0);
+			for (int i = 0; i < 8; i++) /* the quiet sender still has room */
+				assert_int_equal(ipcx_mq_send(quiet, "q", 1, 0, NULL), 0);
+		} else {
+			assert_int_equal(n, 16);
+			assert_int_equal(ipcx_mq_send(quiet, "q", 1, 0, NULL), -EAGAIN);
+		}
+		ipcx_mq_close(quiet);
+		done(flood, name);
+	}
+}
+
+static void test_readiness(void **st)
+{
+	(void)st;
+	const char *name = t_name("fd");
+	ipcx_mq *rx = mk(name, 8, 8, IPCX_MQ_FULL_FAIL), *tx;
+	assert_int_equal(ipcx_mq_open(&tx, name, NULL), 0);
+	int fd = ipcx_mq_fd(rx);
+	assert_true(fd >= 0);
+	assert_int_equal(ipcx_mq_fd(rx), fd);
+	struct pollfd p = { fd, POLLIN, 0 };
+	assert_int_equal(poll(&p, 1, 30), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(ipcx_mq_send(tx, "a", 1, 0, NULL), 0);
+		assert_int_equal(ipcx_mq_send(tx, "b", 1, 0, NULL), 0);
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		char b[8];
+		assert_int_equal(ipcx_mq_recv(rx, b, sizeof b, NULL, &NB), 1);
+		assert_int_equal(ipcx_mq_recv(rx, b, sizeof b, NULL, &NB), 1);
+		assert_int_equal(ipcx_mq_recv(rx, b, sizeof b, NULL, &NB), -EAGAIN);
+		assert_int_equal(poll(&p, 1, 30), 0);
+	}
+	ipcx_mq_close(tx);
+	done(rx, name);
+}
+
+static _Atomic int notified;
+static void on_notify(ipcx_mq *mq, void *arg)
+{
+	(void)mq;
+	assert_ptr_equal(arg, &notified);
+	atomic_fetch_add(&notified, 1);
+}
+
+static void test_notify(void **st)
+{
+	(void)st;
+	const char *name = t_name("nt");
+	ipcx_mq *mq = mk(name, 8, 8, IPCX_MQ_FULL_FAIL);
+	assert_int_equal(ipcx_mq_notify(mq, on_notify, &notified), 0);
+	assert_int_equal(ipcx_mq_notify(mq, on_notify, &notified), -EBUSY);
+	t_sleep_ms(20);
+	assert_int_equal(atomic_load(&notified), 0);
+	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), 0);
+	for (int i = 0; i < 500 && !atomic_load(&notified); i++)
+		t_sleep_ms(10);
+	assert_int_equal(atomic_load(&notified), 1);
+	assert_int_equal(ipcx_mq_send(mq, "b", 1, 0, NULL), 0);
+	t_sleep_ms(20);
+	assert_int_equal(atomic_load(&notified), 1); /* one-shot */
+	done(mq, name);
+}
+
+/* ---- peer death --------------------------------------------------------- */
+
+struct child_arg {
+	const char *name;
+	int what; /* 0 loan, 1 take, 2 die holding the lock */
+	int pipefd;
+};
+
+static int child(void *p)
+{
+	struct child_arg *a = p;
+	ipcx_mq *mq;
+	if (ipcx_mq_open(&mq, a->name, NULL))
+		return 2;
+	ipcx_mq_msg m;
+	int rc = 0;
+	if (a->what == 0)
+		rc = ipcx_mq_loan(mq, &m, 4, 9, NULL);
+	else if (a->what == 1)
+		rc = ipcx_mq_take(mq, &m, NULL);
+	else
+		rc = ipcx__mq_lock(mq);
+	if (a->what == 0 && !rc)
+		memcpy(m.data, "dead", 4);
+	char c = rc ? 'x' : 'k';
+	if (write(a->pipefd, &c, 1) != 1)
+		return 3;
+	pause();
+	return 0;
+}
+
+static void kill_child(struct child_arg *a)
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	a->pipefd = pfd[1];
+	pid_t pid = t_spawn(child, a);
+	char c = 0;
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	assert_int_equal(c, 'k');
+	kill(pid, SIGKILL);
+	assert_int_equal(t_wait(pid), 128 + SIGKILL);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+static void test_peer_death(void **st)
+{
+	(void)st;
+	const char *name = t_name("pd");
+	ipcx_mq *mq = mk(name, 2, 8, IPCX_MQ_FULL_BLOCK);
+	ipcx_mq_msg m;
+	struct child_arg a = { name, 0, -1 };
+	/* A dead sender's loan never appears, and its slot comes back. */
+	kill_child(&a);
+	kill_child(&a);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 2000 * 1000 * 1000ll };
+	assert_int_equal(ipcx_mq_send(mq, "ok", 2, 1, &w), 0); /* waits for the reclaim */
+	assert_int_equal(ipcx_mq_take(mq, &m, &NB), 0);
+	assert_memory_equal(m.data, "ok", 2);
+	assert_int_equal(m.flags, 0);
+	assert_int_equal(ipcx_mq_release(mq, &m), 0);
+	assert_int_equal(ipcx_mq_take(mq, &m, &NB), -EAGAIN);
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.cancelled, 2);
+	assert_int_equal(at.attached, 1);
+
+	/* A dead receiver's message is redelivered, flagged. */
+	assert_int_equal(ipcx_mq_send(mq, "rd", 2, 4, NULL), 0);
+	a.what = 1;
+	kill_child(&a);
+	assert_int_equal(ipcx_mq_take(mq, &m, &w), 0);
+	assert_memory_equal(m.data, "rd", 2);
+	assert_int_equal(m.flags, IPCX_MQ_REDELIVERED);
+	assert_int_equal(m.prio, 4);
+	assert_int_equal(ipcx_mq_release(mq, &m), 0);
+
+	/* Death inside the lock: the next locker repairs the lists. */
+	assert_int_equal(ipcx_mq_send(mq, "s1", 2, 2, NULL), 0);
+	a.what = 2;
+	kill_child(&a);
+	assert_int_equal(ipcx_mq_send(mq, "s2", 2, 2, NULL), 0);
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.depth, 2);
+	assert_int_equal(mq->h->st.repairs, 1);
+	char b[8];
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), 2);
+	assert_memory_equal(b, "s1", 2);
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), 2);
+	assert_memory_equal(b, "s2", 2);
+	done(mq, name);
+}
+
+/* Corrupted shared state yields errors, not crashes. */
+static void test_corrupt(void **st)
+{
+	(void)st;
+	const char *name = t_name("co");
+	ipcx_mq *mq = mk(name, 4, 8, IPCX_MQ_FULL_FAIL), *o = NULL;
+	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), 0);
+	/* A forged lock word: our own TID (glibc would sleep forever), then a
+	 * TID that no longer exists (taken over and repaired). */
+	unsigned *word = (unsigned *)&mq->h->lock.__data.__lock;
+	*word = (unsigned)gettid();
+	assert_int_equal(ipcx_mq_send(mq, "b", 1, 0, NULL), -EBADMSG);
+	pid_t gone = fork();
+	if (gone == 0)
+		_exit(0);
+	assert_int_equal(t_wait(gone), 0);
+	*word = (unsigned)gone;
+	assert_int_equal(ipcx_mq_send(mq, "b", 1, 0, NULL), 0);
+	assert_int_equal(mq->h->st.repairs, 1);
+	char b2[8];
+	assert_int_equal(ipcx_mq_recv(mq, b2, sizeof b2, NULL, &NB), 1);
+	assert_int_equal(b2[0], 'a');
+	assert_int_equal(ipcx_mq_recv(mq, b2, sizeof b2, NULL, &NB), 1);
+	int kind = mq->h->lock.__data.__kind;
+	mq->h->lock.__data.__kind = 12345;
+	assert_int_equal(ipcx_mq_send(mq, "c", 1, 0, NULL), -EBADMSG);
+	mq->h->lock.__data.__kind = kind;
+	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), 0);
+	mq->h->st.lv[0].head = 12345; /* a wild index */
+	char b[8];
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), -EBADMSG);
+	mq->h->st.free_head = 999;
+	assert_int_equal(ipcx_mq_send(mq, "a", 1, 0, NULL), -EBADMSG);
+	mq->h->depth = 0;
+	assert_int_equal(ipcx_mq_open(&o, name, NULL), -EBADMSG);
+	mq->h->magic ^= 1;
+	assert_int_equal(ipcx_mq_open(&o, name, NULL), -EPROTO);
+	assert_null(o);
+	ipcx_region *r;
+	const char *rn = t_name("raw");
+	assert_int_equal(ipcx_region_create(&r, rn, IPCX_KIND_RAW, 4096, NULL), 0);
+	assert_int_equal(ipcx_mq_open(&o, rn, NULL), -EMEDIUMTYPE);
+	assert_int_equal(ipcx_mq_unlink(rn), -EMEDIUMTYPE);
+	ipcx_region_close(r);
+	ipcx_region_unlink(rn);
+	done(mq, name);
+	assert_int_equal(t_check_no_leaks(), 0);
+}
+
+int main(void)
+{
+	t_watchdog(60);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basics),	       cmocka_unit_test(test_priority_fifo),
+		cmocka_unit_test(test_full_policies),  cmocka_unit_test(test_zero_copy_large),
+		cmocka_unit_test(test_shaping),	       cmocka_unit_test(test_fairness),
+		cmocka_unit_test(test_readiness),      cmocka_unit_test(test_notify),
+		cmocka_unit_test(test_peer_death),     cmocka_unit_test(test_corrupt),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,200 @@
+/*
+ * ipcx-mq and ipcx-mq-persist-*: the priority mailbox, in memory and with
+ * each log sync mode.  One named mailbox per direction, created by the
+ * parent, opened by name in each child.  Messages up to 1 KiB use the
+ * copying send/recv (which copy under the mailbox lock: one lock round trip
+ * each); larger ones are loaned, stamped in place and committed, and
+ * received with take/check/release (no copy).  Many producers and
+ * consumers can share a mailbox (N:1, 1:N streams).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <ipcx/mq.h>
+
+#include "bench.h"
+
+#define SMALL 1024u
+#define TMPFS_MAGIC_ 0x01021994
+#define RAMFS_MAGIC_ 0x858458f6
+
+struct mq_state {
+	char name[2][64];
+	char log[2][4200];
+	ipcx_mq *create[2]; /* the parent's handles */
+	ipcx_mq *tx, *rx;   /* this process's */
+	unsigned char *priv; /* copying path: this process's buffer */
+	int persistent;
+	uint32_t sync;
+};
+
+/* A directory on a real file system for the logs, or NULL. */
+static const char *log_dir(void)
+{
+	static const char *const dirs[] = { "/var/tmp", "." };
+	const char *env = getenv("IPCX_BENCH_LOG_DIR");
+	struct statfs sf;
+	if (env && statfs(env, &sf) == 0)
+		return env;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (statfs(dirs[i], &sf) == 0 && sf.f_type != TMPFS_MAGIC_ &&
+		    sf.f_type != RAMFS_MAGIC_ && access(dirs[i], W_OK) == 0)
+			return dirs[i];
+	return NULL;
+}
+
+static void mq_teardown(void *state)
+{
+	struct mq_state *s = state;
+	for (int d = 0; d < 2; d++) {
+		ipcx_mq_close(s->create[d]);
+		if (s->name[d][0])
+			ipcx_mq_unlink(s->name[d]);
+		if (s->log[d][0])
+			unlink(s->log[d]);
+	}
+	free(s);
+}
+
+static int mq_setup_mode(const struct bench_case *c, void **state, char *why, size_t whylen,
+			 int persistent, uint32_t sync)
+{
+	static unsigned counter;
+	struct mq_state *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->persistent = persistent;
+	s->sync = sync;
+	const char *dir = persistent ? log_dir() : NULL;
+	if (persistent && !dir) {
+		snprintf(why, whylen, "no real (non-tmpfs) file system for the log; "
+				      "set IPCX_BENCH_LOG_DIR");
+		free(s);
+		return BENCH_SKIP;
+	}
+	/* Room for a few messages in flight, at most 64 MiB per mailbox. */
+	size_t size = c->size ? c->size : 1;
+	uint64_t depth = (64ull << 20) / size;
+	depth = depth > 256 ? 256 : depth < 4 ? 4 : depth;
+	int rc = 0;
+	for (int d = 0; d < 2 && !rc; d++) {
+		/* Ping-pong needs both directions; a stream only A->B. */
+		if (d == 1 && c->mode == BENCH_STREAM)
+			break;
+		snprintf(s->name[d], sizeof s->name[d], "bench-mq-%d-%u-%d", (int)getpid(),
+			 counter, d);
+		ipcx_mq_opts o = { .max_msg = (uint32_t)size, .depth = (uint32_t)depth,
+				   .sync = sync, .wait = IPCX_WAIT_INIT(IPCX_WAIT_ADAPTIVE) };
+		if (persistent) {
+			snprintf(s->log[d], sizeof s->log[d], "%s/ipcx-bench-mq-%d-%u-%d.log", dir,
+				 (int)getpid(), counter, d);
+			unlink(s->log[d]);
+			o.log_path = s->log[d];
+		}
+		rc = ipcx_mq_create(&s->create[d], s->name[d], &o);
+		if (rc)
+			s->name[d][0] = 0;
+	}
+	counter++;
+	if (rc) {
+		snprintf(why, whylen, "cannot create the mailbox: %s", ipcx_strerror(rc));
+		mq_teardown(s);
+		return rc == -ENOMEM || rc == -ENOSPC ? BENCH_SKIP : rc;
+	}
+	*state = s;
+	return 0;
+}
+
+static int mq_attach(void *state, struct bench_proc *p)
+{
+	struct mq_state *s = state;
+	int out = p->role == BENCH_A ? 0 : 1;
+	int rc = 0;
+	if (p->c->mode == BENCH_PINGPONG || p->role == BENCH_A)
+		rc = ipcx_mq_open(&s->tx, s->name[out], NULL);
+	if (!rc && (p->c->mode == BENCH_PINGPONG || p->role == BENCH_B))
+		rc = ipcx_mq_open(&s->rx, s->name[p->c->mode == BENCH_PINGPONG ? 1 - out : 0], NULL);
+	if (!rc && !(s->priv = calloc(1, SMALL)))
+		rc = -ENOMEM;
+	return rc;
+}
+
+static int mq_send(void *state, struct bench_proc *p, uint64_t seq)
+{
+	struct mq_state *s = state;
+	if (p->c->size <= SMALL) {
+		bench_stamp(s->priv, p->c->size, p->index, seq);
+		return ipcx_mq_send(s->tx, s->priv, p->c->size, 1, NULL);
+	}
+	ipcx_mq_msg m;
+	int rc = ipcx_mq_loan(s->tx, &m, p->c->size, 1, NULL);
+	if (rc)
+		return rc;
+	bench_stamp(m.data, p->c->size, p->index, seq); /* in place: no copy */
+	return ipcx_mq_commit(s->tx, &m);
+}
+
+static int mq_recv(void *state, struct bench_proc *p, unsigned *producer, uint64_t *seq)
+{
+	struct mq_state *s = state;
+	if (p->c->size <= SMALL) {
+		int n = ipcx_mq_recv(s->rx, s->priv, SMALL, NULL, NULL);
+		if (n < 0)
+			return n;
+		return (size_t)n == p->c->size ? bench_check(s->priv, (size_t)n, producer, seq)
+					       : -EBADMSG;
+	}
+	ipcx_mq_msg m;
+	int rc = ipcx_mq_take(s->rx, &m, NULL);
+	if (rc)
+		return rc;
+	rc = m.len == p->c->size ? bench_check(m.data, m.len, producer, seq) : -EBADMSG;
+	int rrc = ipcx_mq_release(s->rx, &m);
+	return rc ? rc : rrc;
+}
+
+static void mq_detach(void *state, struct bench_proc *p)
+{
+	(void)p;
+	struct mq_state *s = state;
+	ipcx_mq_close(s->tx);
+	ipcx_mq_close(s->rx);
+	s->tx = s->rx = NULL;
+	free(s->priv);
+	s->priv = NULL;
+}
+
+#define MQ_SETUP(fn, pers, sync)                                                             \
+	static int fn(const struct bench_case *c, void **state, char *why, size_t whylen)   \
+	{                                                                                    \
+		return mq_setup_mode(c, state, why, whylen, pers, sync);                     \
+	}
+MQ_SETUP(setup_mem, 0, IPCX_MQ_SYNC_NONE)
+MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE)
+MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH)
+MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS)
+
+#define MQ_MECH(var, nm, ord, setupfn, text, dflt, nt)                                      \
+	static const struct bench_mech var = {                                               \
+		.name = nm, .desc = text, .order = ord,                                      \
+		.modes = BENCH_PINGPONG | BENCH_STREAM, .max_producers = 8,                  \
+		.max_consumers = 8, .in_default = dflt, .setup = setupfn,                    \
+		.attach = mq_attach, .send = mq_send, .recv = mq_recv, .detach = mq_detach,  \
+		.teardown = mq_teardown, .note = nt,                                         \
+	};                                                                                   \
+	BENCH_MECH(var)
+
+MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
+	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
+	"ipcx-mq*: up to 1 KiB copying send/recv; above, stamped in place (loan/commit, "
+	"take/release)")
+MQ_MECH(mq_none, "ipcx-mq-persist-none", 31, setup_none,
+	"ipcx mailbox with a log, sync none (page cache; survives process crashes)", 1, NULL)
+MQ_MECH(mq_batch, "ipcx-mq-persist-batch", 32, setup_batch,
+	"ipcx mailbox with a log, fdatasync every 64 messages or 10 ms", 0, NULL)
+MQ_MECH(mq_always, "ipcx-mq-persist-always", 33, setup_always,
+	"ipcx mailbox with a log, fdatasync before each send and receive returns", 0, NULL)
