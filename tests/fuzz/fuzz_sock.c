@@ -2,16 +2,18 @@
  * Fuzz target: ipcx socket messages written by a hostile peer, above all
  * region introductions and references (ids, offsets, lengths, fds).
  *
- * The input is a list of 66-byte records: which descriptor to attach
- * (none, a sealed ipcx region, an unsealed memfd, a sealed memfd that is no
- * region, a pipe), which receive to call, then the 64-byte wire header as
- * sent.  Each input runs on a fresh connection on which one region (id 1)
- * was introduced honestly.  Whatever arrives, the library must return an
- * error or a view inside its own mapping: never crash, never point outside
- * the mapping (built with ASan), never leak a descriptor.
+ * The input is a list of 23-byte records, one message each: a control
+ * byte (which descriptor to attach: none, a sealed ipcx region, an unsealed
+ * memfd, a sealed memfd that is no region, a pipe; which receive to call;
+ * whether to spoil the magic), then the header's type, fd count, region id,
+ * offset and length.  Each input runs on a fresh connection on which one
+ * region (id 1) was introduced honestly.  Whatever arrives, the library must
+ * return an error or a view inside its own mapping: never crash, never point
+ * outside the mapping (built with ASan), never leak a descriptor.
  *
- * Built as fuzz_ring.c is: libFuzzer with make fuzz, and a deterministic
- * replay of the corpus plus seeded random inputs for CTest.
+ * Built two ways, like fuzz_ring.c: with clang -fsanitize=fuzzer (make fuzz),
+ * and as a deterministic replay for CTest (replay.h: the committed corpus and
+ * 10000 seeded random inputs).
  * ipcx-test-timeout: 600
  */
 #include <dirent.h>
@@ -30,7 +32,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REC 66
+#define REC 23
 
 static int count_fds(void)
 {
@@ -76,9 +78,16 @@ static void setup_once(void)
 	fd_kinds[4] = p[0];
 }
 
-static void raw_send(int sock, const uint8_t *hdr, int fd)
+/* The message a record describes, sent as a hostile peer would. */
+static void raw_send(int sock, const uint8_t *rec)
 {
-	if (t_raw_send(sock, hdr, 64, fd) != 64)
+	uint8_t h[64] = { 0x49, 0x78, 1, rec[1], rec[2] };
+	if (rec[0] & 0x80)
+		h[0] ^= rec[3]; /* a spoilt magic (or, rarely, not) */
+	memcpy(h + 8, rec + 3, 4);   /* region id */
+	memcpy(h + 16, rec + 7, 8);  /* offset */
+	memcpy(h + 24, rec + 15, 8); /* length */
+	if (t_raw_send(sock, h, sizeof h, fd_kinds[(rec[0] & 7) % 5]) != 64)
 		abort();
 }
 
@@ -95,10 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, &nb))
 		abort();
 	for (size_t i = 0; i + REC <= size && i < 32 * REC; i += REC) {
-		raw_send(ipcx_sock_fd(a), data + i + 2, fd_kinds[data[i] % 5]);
+		raw_send(ipcx_sock_fd(a), data + i);
 		char buf[64];
 		ipcx_region *r = NULL;
-		switch (data[i + 1] % 3) {
+		switch ((data[i] >> 3 & 3) % 3) {
 		case 0:
 			if (ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_ANY, buf, sizeof buf, &nb) < 0)
 				break;
@@ -126,63 +135,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef IPCX_LIBFUZZER
-static uint64_t x = 0x9e3779b97f4a7c15ull;
+#include "replay.h"
 
-static uint64_t rnd(void)
+/* Values where the checks have their edges (the honest region holds 8192). */
+static uint64_t edge(uint8_t pick, uint64_t other)
 {
-	x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-	return x;
+	static const uint64_t v[] = { 0, 1, 8191, 8192, 8193, 4096, UINT32_MAX,
+				      1ull << 63, UINT64_MAX - 1, UINT64_MAX };
+	return pick < 200 ? v[pick % (sizeof v / sizeof v[0])] : other;
 }
 
-/* Values where the checks have their edges. */
-static uint64_t edge(uint64_t size)
+/* Mostly well-formed messages with hostile fields: a region type, a few
+ * fds, ids around the table's bounds, offsets and lengths at the edges. */
+static void aim(uint8_t *buf, size_t n)
 {
-	const uint64_t v[] = { 0, 1, size - 1, size, size + 1, UINT64_MAX, UINT64_MAX - 1,
-			       1ull << 63, 4096, UINT32_MAX };
-	return rnd() % 4 ? v[rnd() % (sizeof v / sizeof v[0])] : rnd();
+	for (size_t k = 0; k + REC <= n; k += REC) {
+		uint8_t *r = buf + k;
+		if (r[0] & 0x80 && r[1] % 4)
+			r[0] &= 0x7f;
+		r[1] = (uint8_t)(r[1] % 8 ? 4 + r[1] % 2 : r[1] % 7);
+		r[2] %= 3;
+		uint32_t id = r[3] < 200 ? r[3] % 3 : (uint32_t)edge(r[4], 65);
+		uint64_t off = edge(r[7], 0), len = edge(r[15], 1);
+		memcpy(r + 3, &id, 4);
+		memcpy(r + 7, &off, 8);
+		memcpy(r + 15, &len, 8);
+	}
 }
 
-/* Replay: every file of the corpus directory, then seeded random inputs
- * that mostly carry a well-formed header with hostile fields. */
+/* Replay: the corpus, then seeded random inputs. */
 int main(int argc, char **argv)
 {
-	alarm(580);
-	unsigned runs = 0;
-	DIR *d = argc > 1 ? opendir(argv[1]) : NULL;
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char path[4096];
-		uint8_t buf[32 * REC];
-		snprintf(path, sizeof path, "%s/%s", argv[1], e->d_name);
-		FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "rb");
-		if (f) {
-			LLVMFuzzerTestOneInput(buf, fread(buf, 1, sizeof buf, f));
-			fclose(f);
-			runs++;
-		}
-	}
-	if (d)
-		closedir(d);
-	for (int i = 0; i < 5000; i++) {
-		uint8_t in[4 * REC];
-		size_t n = REC * (1 + (size_t)i % 4);
-		for (size_t k = 0; k < n; k += REC) {
-			uint8_t *h = in + k + 2;
-			for (size_t j = 0; j < REC; j++)
-				in[k + j] = (uint8_t)rnd();
-			if (rnd() % 8) {
-				uint32_t id = (uint32_t)(rnd() % 4 ? rnd() % 3 : edge(64));
-				uint64_t off = edge(8192), len = edge(8192);
-				h[0] = 0x49, h[1] = 0x78, h[2] = 1, h[3] = (uint8_t)(1 + rnd() % 6);
-				h[4] = (uint8_t)(rnd() % 3);
-				memcpy(h + 8, &id, sizeof id);
-				memcpy(h + 16, &off, sizeof off);
-				memcpy(h + 24, &len, sizeof len);
-			}
-		}
-		LLVMFuzzerTestOneInput(in, n);
-		runs++;
-	}
-	printf("%u inputs, no crash\n", runs);
-	return 0;
+	return fuzz_replay(argc, argv, 10000, 0xd1b54a32d192ed03ull, REC, aim);
 }
 #endif
