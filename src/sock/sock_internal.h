@@ -51,19 +51,24 @@ _Static_assert(offsetof(struct wire_hdr, region_id) == 8, "wire header is an ABI
 _Static_assert(offsetof(struct wire_hdr, offset) == 16, "wire header is an ABI");
 _Static_assert(offsetof(struct wire_hdr, length) == 24, "wire header is an ABI");
 
-/* Regions this end introduced to the peer (send side) and the peer's
- * regions it holds mapped (receive side).  Allocated on first use. */
-struct sock_regions {
+/* Regions this end introduced to the peer (send side).  Allocated on first
+ * use, touched by the sending thread only. */
+struct sock_sent {
 	struct {
 		dev_t dev; /* identity of the memfd: the sender's key */
 		ino_t ino;
-	} sent[IPCX_SOCK_MAX_REGIONS];
-	unsigned nsent;   /* ids 1..nsent are taken */
-	unsigned lastsent; /* index of the last hit, tried first */
+	} r[IPCX_SOCK_MAX_REGIONS];
+	unsigned n;    /* ids 1..n are taken */
+	unsigned last; /* index of the last hit, tried first */
+};
+
+/* The peer's regions this end holds mapped (receive side).  Allocated on
+ * first use, touched by the receiving thread only. */
+struct sock_got {
 	struct {
 		ipcx_region *r; /* our own mapping; NULL: id unknown */
 		uint32_t kind;
-	} got[IPCX_SOCK_MAX_REGIONS]; /* got[id - 1] */
+	} r[IPCX_SOCK_MAX_REGIONS]; /* r[id - 1] */
 };
 
 struct ipcx_sock {
@@ -71,7 +76,8 @@ struct ipcx_sock {
 	ipcx_wait wait;
 	ipcx_cred peer;
 	size_t max_msg;
-	struct sock_regions *reg;
+	struct sock_sent *sent; /* two halves: one thread may send while */
+	struct sock_got *got;   /* another receives */
 };
 
 struct recv_args {

@@ -67,32 +67,25 @@ IPCX_API ssize_t ipcx_sock_recv_region(ipcx_sock *s, ipcx_region **out, uint32_t
 
 /* ---- by reference ------------------------------------------------------- */
 
-static struct sock_regions *regions(ipcx_sock *s)
-{
-	if (!s->reg)
-		s->reg = calloc(1, sizeof *s->reg);
-	return s->reg;
-}
-
 IPCX_HIDDEN void ipcx__sock_regions_free(ipcx_sock *s)
 {
-	if (!s->reg)
-		return;
-	for (unsigned i = 0; i < IPCX_SOCK_MAX_REGIONS; i++)
-		ipcx_region_close(s->reg->got[i].r);
-	free(s->reg);
-	s->reg = NULL;
+	for (unsigned i = 0; s->got && i < IPCX_SOCK_MAX_REGIONS; i++)
+		ipcx_region_close(s->got->r[i].r);
+	free(s->got);
+	free(s->sent);
+	s->got = NULL;
+	s->sent = NULL;
 }
 
 /* The id this connection gave region (dev, ino), or 0 if it has none. */
-static uint32_t sent_id(struct sock_regions *g, dev_t dev, ino_t ino)
+static uint32_t sent_id(struct sock_sent *t, dev_t dev, ino_t ino)
 {
-	unsigned i = g->lastsent;
-	if (i < g->nsent && g->sent[i].ino == ino && g->sent[i].dev == dev)
+	unsigned i = t->last;
+	if (i < t->n && t->r[i].ino == ino && t->r[i].dev == dev)
 		return i + 1;
-	for (i = 0; i < g->nsent; i++)
-		if (g->sent[i].ino == ino && g->sent[i].dev == dev) {
-			g->lastsent = i;
+	for (i = 0; i < t->n; i++)
+		if (t->r[i].ino == ino && t->r[i].dev == dev) {
+			t->last = i;
 			return i + 1;
 		}
 	return 0;
@@ -106,9 +99,9 @@ IPCX_API int ipcx_sock_send_region_ref(ipcx_sock *s, ipcx_region *r, size_t off,
 	uint64_t end;
 	if (ipcx__add_overflow(off, len, &end) || end > ipcx_region_size(r))
 		return -EINVAL;
-	struct sock_regions *g = regions(s);
-	if (!g)
+	if (!s->sent && !(s->sent = calloc(1, sizeof *s->sent)))
 		return -ENOMEM;
+	struct sock_sent *t = s->sent;
 	/* The memfd's identity, not the handle's address or fd number: those
 	 * are reused by the next region once this one is closed, while the
 	 * peer still holds this one under its id.  The inode stays allocated
@@ -117,22 +110,22 @@ IPCX_API int ipcx_sock_send_region_ref(ipcx_sock *s, ipcx_region *r, size_t off,
 	if (fstat(ipcx_region_fd(r), &st) < 0)
 		return -errno;
 	struct wire_hdr h = { .type = WIRE_REGION_REF, .offset = off, .length = len };
-	h.region_id = sent_id(g, st.st_dev, st.st_ino);
+	h.region_id = sent_id(t, st.st_dev, st.st_ino);
 	if (h.region_id)
 		return ipcx__sock_sendmsg(s, &h, buf, buflen, NULL, 0, w);
-	if (g->nsent == IPCX_SOCK_MAX_REGIONS)
+	if (t->n == IPCX_SOCK_MAX_REGIONS)
 		return -ENOSPC;
 	int fd = seal_region(r);
 	if (fd < 0)
 		return fd;
 	h.type = WIRE_REGION_INTRO;
-	h.region_id = g->nsent + 1;
+	h.region_id = t->n + 1;
 	int rc = ipcx__sock_sendmsg(s, &h, buf, buflen, &fd, 1, w);
 	if (rc)
 		return rc; /* nothing was queued: the peer does not know it */
-	g->sent[g->nsent].dev = st.st_dev;
-	g->sent[g->nsent].ino = st.st_ino;
-	g->lastsent = g->nsent++;
+	t->r[t->n].dev = st.st_dev;
+	t->r[t->n].ino = st.st_ino;
+	t->last = t->n++;
 	return 0;
 }
 
@@ -140,21 +133,20 @@ IPCX_API int ipcx_sock_send_region_ref(ipcx_sock *s, ipcx_region *r, size_t off,
 static int introduce(ipcx_sock *s, const struct wire_hdr *h, int fd)
 {
 	uint32_t id = h->region_id;
-	struct sock_regions *g = regions(s);
 	int rc = 0;
-	if (!g)
+	if (!s->got && !(s->got = calloc(1, sizeof *s->got)))
 		rc = -ENOMEM;
-	else if (id == 0 || id > IPCX_SOCK_MAX_REGIONS || g->got[id - 1].r)
+	else if (id == 0 || id > IPCX_SOCK_MAX_REGIONS || s->got->r[id - 1].r)
 		rc = -EBADMSG; /* an honest sender never reuses or exceeds ids */
 	else if (!(rc = check_seals(fd)))
-		rc = ipcx_region_open_fd(&g->got[id - 1].r, fd, IPCX_KIND_ANY);
+		rc = ipcx_region_open_fd(&s->got->r[id - 1].r, fd, IPCX_KIND_ANY);
 	if (!rc) {
 		ipcx_region_info info;
-		rc = ipcx_region_stat(g->got[id - 1].r, &info);
-		g->got[id - 1].kind = info.kind;
+		rc = ipcx_region_stat(s->got->r[id - 1].r, &info);
+		s->got->r[id - 1].kind = info.kind;
 		if (rc) {
-			ipcx_region_close(g->got[id - 1].r);
-			g->got[id - 1].r = NULL;
+			ipcx_region_close(s->got->r[id - 1].r);
+			s->got->r[id - 1].r = NULL;
 		}
 	}
 	close(fd);
@@ -182,10 +174,10 @@ static int resolve(ipcx_sock *s, struct recv_args *a, ipcx_sock_view *v, uint32_
 	uint32_t id = h->region_id;
 	uint64_t off = h->offset, len = h->length, end;
 	const ipcx_region *r =
-		s->reg && id >= 1 && id <= IPCX_SOCK_MAX_REGIONS ? s->reg->got[id - 1].r : NULL;
+		s->got && id >= 1 && id <= IPCX_SOCK_MAX_REGIONS ? s->got->r[id - 1].r : NULL;
 	if (!r || ipcx__add_overflow(off, len, &end) || end > ipcx_region_size(r))
 		return -EBADMSG;
-	if (kind != IPCX_KIND_ANY && kind != s->reg->got[id - 1].kind)
+	if (kind != IPCX_KIND_ANY && kind != s->got->r[id - 1].kind)
 		return -EMEDIUMTYPE;
 	v->data = (char *)ipcx_region_data(r) + off;
 	v->len = (size_t)len;
