@@ -63,7 +63,9 @@ IPCX_API const char *ipcx_strerror(int err);
  * Wait policies: how a call that cannot proceed yet waits.
  *
  *  IPCX_WAIT_SPIN      busy-poll (with a pause hint) until ready, the deadline
- *                      passes or the peer dies.  Lowest latency, burns a CPU.
+ *                      passes or the peer dies.  Lowest latency, burns a CPU;
+ *                      past 4 us it yields between polls, so a peer sharing
+ *                      the CPU (more processes than CPUs) still gets to run.
  *  IPCX_WAIT_BLOCK     sleep on a futex at once.  The waker makes a system
  *                      call only when a sleeper has flagged itself.
  *  IPCX_WAIT_ADAPTIVE  spin for spin_ns, then sleep as IPCX_WAIT_BLOCK.  An

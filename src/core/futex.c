@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -110,20 +111,31 @@ int ipcx__peer_watch(ipcx__peer *p, int32_t pid)
 	return 0; /* fall back to kill(2) and /proc */
 }
 
-static int zombie(int32_t pid)
+/* Start time (clock ticks since boot, /proc/PID/stat field 22) of pid, or 0
+ * if the process does not exist or is a zombie. */
+uint64_t ipcx__proc_start(int32_t pid)
 {
-	char path[64], buf[256];
+	char path[48], buf[512];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 1;
+		return 0;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n <= 0)
-		return 1;
+		return 0;
 	buf[n] = 0;
-	char *rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return 0;
+	/* field 3 is the state; skip to field 22 */
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
 }
 
 int ipcx__peer_alive(ipcx__peer *p)
@@ -138,7 +150,7 @@ int ipcx__peer_alive(ipcx__peer *p)
 	}
 	if (kill(p->pid, 0) < 0 && errno == ESRCH)
 		return 0;
-	return !zombie(p->pid);
+	return ipcx__proc_start(p->pid) != 0;
 }
 
 void ipcx__peer_release(ipcx__peer *p)

@@ -100,6 +100,10 @@ IPCX_HIDDEN int ipcx__peer_watch(ipcx__peer *p, int32_t pid);
 /* 1 alive, 0 dead (or exited and not yet reaped). */
 IPCX_HIDDEN int ipcx__peer_alive(ipcx__peer *p);
 IPCX_HIDDEN void ipcx__peer_release(ipcx__peer *p);
+/* Start time of pid (clock ticks since boot, /proc/PID/stat field 22): with
+ * the pid it names one process for good, since pids are reused.  0 if the
+ * process does not exist or has exited (zombie). */
+IPCX_HIDDEN uint64_t ipcx__proc_start(int32_t pid);
 
 /* ---- the wait engine ----------------------------------------------------
  *

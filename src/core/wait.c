@@ -1,9 +1,12 @@
 /* The wait engine: one loop for every blocking call of the library. */
+#include <sched.h>
+
 #include "internal.h"
 
 /* How often the spin phase looks at the clock (~20 ns a read).  Liveness,
  * a system call, is polled only every IPCX__LIVENESS_SLICE_NS. */
 #define SPINS_PER_CLOCK 64u
+#define SPIN_YIELD_AFTER_NS 4000u
 
 static int sleep_once(const ipcx__waitspec *ws, uint64_t deadline, bool has_deadline)
 {
@@ -69,6 +72,12 @@ int ipcx__wait(const ipcx_wait *w, const ipcx__waitspec *ws)
 		}
 		if (now >= spin_end)
 			break;
+		/* Past a few microseconds of spinning, give the CPU to anyone
+		 * else runnable on it -- perhaps the very peer we wait for, when
+		 * processes outnumber CPUs.  With nothing else runnable the yield
+		 * returns at once. */
+		if (now - start >= SPIN_YIELD_AFTER_NS)
+			sched_yield();
 	}
 
 	/* Sleep phase. */

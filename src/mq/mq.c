@@ -17,33 +17,6 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 
 /* ---- process identity ---------------------------------------------------- */
 
-/* Start time (clock ticks since boot, /proc/PID/stat field 22) of pid, or 0
- * if the process does not exist or is a zombie. */
-uint64_t ipcx__proc_start(int32_t pid)
-{
-	char path[48], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;
-	/* field 3 is the state; skip to field 22 */
-	p += 2;
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	return p ? strtoull(p, NULL, 10) : 0;
-}
-
 static int owner_alive(int32_t pid, uint64_t start)
 {
 	return pid > 0 && ipcx__proc_start(pid) == start;

@@ -174,7 +174,6 @@ struct ipcx_mq {
 /* mq.c */
 IPCX_HIDDEN int ipcx__mq_lock(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_unlock(ipcx_mq *mq);
-IPCX_HIDDEN uint64_t ipcx__proc_start(int32_t pid);
 IPCX_HIDDEN void ipcx__mq_publish_avail(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i);
 /* Pop a free slot (lock held): its index, MQ_NONE if none, or MQ_BAD if the

@@ -192,6 +192,31 @@ static void test_zero_copy_large(void **st)
 	done(mq, name);
 }
 
+/* Send len-byte messages for a second at a time and check the shaped rate
+ * (units per second: messages if len == 1 and rate is in msgs/s, else
+ * bytes).  It may never exceed rate x time + burst.  It may fall short only
+ * if the sender lost the CPU (tokens above the burst are not banked), so the
+ * lower bound (95%) is checked on the best of three seconds. */
+static void check_shaped_rate(ipcx_mq *mq, size_t len, double rate, double burst)
+{
+	static char msg[1000];
+	double unit = len == 1 ? 1 : (double)len, best = 0;
+	for (int attempt = 0; attempt < 3 && best < (rate + burst) * 0.95; attempt++) {
+		uint64_t t0 = t_now_ns();
+		double n = 0;
+		while (t_now_ns() - t0 < 1000000000ull) {
+			assert_int_equal(ipcx_mq_send(mq, msg, len, 1, NULL), 0);
+			n += unit;
+		}
+		double secs = (double)(t_now_ns() - t0) / 1e9;
+		print_message("shaped at %.0f/s (burst %.0f): %.0f in %.3f s\n", rate, burst, n, secs);
+		assert_true(n <= (rate * secs + burst) * 1.05);
+		if (n > best)
+			best = n;
+	}
+	assert_true(best >= (rate + burst) * 0.95);
+}
+
 /* Rate over one second within 5% of the configured rate (plus the burst). */
 static void test_shaping(void **st)
 {
@@ -202,18 +227,16 @@ static void test_shaping(void **st)
 	o.shape.burst_msgs = 20;
 	ipcx_mq *mq;
 	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
-	uint64_t t0 = t_now_ns(), n = 0;
-	while (t_now_ns() - t0 < 1000000000ull) {
-		assert_int_equal(ipcx_mq_send(mq, "x", 1, 1, NULL), 0);
-		n++;
-	}
-	double want = 2000 + 20;
-	print_message("msgs/s shaped at 2000 (burst 20): %llu in 1 s\n", (unsigned long long)n);
-	assert_true(n <= want * 1.05 && n >= want * 0.95);
+	check_shaped_rate(mq, 1, 2000, 20);
 	ipcx_mq_attr at;
 	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 	assert_true(at.shaped > 0);
-	assert_int_equal(ipcx_mq_send(mq, "x", 1, 1, &NB), -EAGAIN); /* no token now */
+	/* The bucket holds at most the burst: a quick run of non-blocking sends
+	 * runs out of tokens. */
+	int rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++)
+		rc = ipcx_mq_send(mq, "x", 1, 1, &NB);
+	assert_int_equal(rc, -EAGAIN);
 	done(mq, name);
 
 	/* Bytes per second, per sender: 1000-byte messages at 500 kB/s. */
@@ -222,16 +245,7 @@ static void test_shaping(void **st)
 	o.shape_sender.bytes_per_s = 500000;
 	o.shape_sender.burst_bytes = 10000;
 	assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
-	static char big[1000];
-	t0 = t_now_ns();
-	n = 0;
-	while (t_now_ns() - t0 < 1000000000ull) {
-		assert_int_equal(ipcx_mq_send(mq, big, sizeof big, 1, NULL), 0);
-		n += sizeof big;
-	}
-	want = 500000 + 10000;
-	print_message("bytes/s shaped at 500000 (burst 10000): %llu in 1 s\n", (unsigned long long)n);
-	assert_true(n <= want * 1.05 && n >= want * 0.95);
+	check_shaped_rate(mq, 1000, 500000, 10000);
 	done(mq, name);
 }
 

@@ -137,7 +137,7 @@ static void test_zero_copy_and_skip(void **st)
 	ipcx_wait w = {IPCX_WAIT_BLOCK, 0, 5000000000ll};
 	uint64_t t0 = t_now_ns();
 	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -EPIPE);
-	assert_true(t_now_ns() - t0 < 1000000000ull);
+	assert_true(t_now_ns() - t0 < 4000000000ull); /* well before the 5 s deadline */
 	ipcx_queue_close(c);
 }
 
