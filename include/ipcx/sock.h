@@ -161,8 +161,8 @@ IPCX_API int ipcx_sock_sendfds(ipcx_sock *s, const void *buf, size_t len, const 
  * has been received; -EMSGSIZE the message was longer than cap (it is
  * discarded, and any fds it carried are closed: use ipcx_sock_next_size
  * first when sizes are not known); -EAGAIN / -ETIMEDOUT; -EBADMSG the
- * message is not an ipcx message or carried fds it did not announce (they
- * are closed).
+ * message is not an ipcx message, carried fds it did not announce (they
+ * are closed), or is a region reference (ipcx_sock_recv_region_ref).
  *
  * ipcx_sock_recvfds also returns the descriptors that came with it into
  * fds[0..*nfds) (close-on-exec; the caller owns and must close them).  A
@@ -197,6 +197,82 @@ IPCX_API int ipcx_sock_send_region(ipcx_sock *s, ipcx_region *r, const void *buf
 IPCX_API ssize_t ipcx_sock_recv_region(ipcx_sock *s, ipcx_region **out, uint32_t kind,
 				       void *buf, size_t cap, const ipcx_wait *w);
 
+/*
+ * Regions by reference: introduce a region to the peer once, then name it.
+ *
+ * The first ipcx_sock_send_region_ref of a region on a connection passes its
+ * memfd (sealed as by ipcx_sock_send_region) with an id the sender assigns
+ * (1, 2, ... in order); every later send of the same region carries only
+ * the id, an offset and a length -- no descriptor, no mapping work on either
+ * side.  The receiver maps a region when it is introduced (seals checked,
+ * header validated, once) and keeps that mapping in a per-connection table
+ * until the socket is closed.  See docs/sock.md ("Regions by reference").
+ */
+
+/* Most distinct regions one connection introduces (per direction). */
+#define IPCX_SOCK_MAX_REGIONS 64
+
+/*
+ * Send bytes [off, off + len) of the data area of anonymous region r, with
+ * an optional small message (buf, buflen), by reference.  The sender knows
+ * a region by its memfd's identity (st_dev, st_ino): the first send of it on
+ * this connection passes the fd, later ones do not.  The bytes are not
+ * copied: the peer reads them in place, so the caller must not rewrite them
+ * until the peer says it is done (an application-level acknowledgement).
+ *
+ * Returns 0, or -EINVAL a named region, or off + len beyond the data area;
+ * -ENOSPC this connection has already introduced IPCX_SOCK_MAX_REGIONS
+ * other regions (the peer keeps every one mapped until the connection
+ * closes: reuse a pool, or open another connection); -EPERM the memfd was
+ * sealed without F_SEAL_SHRINK|F_SEAL_GROW; -EBADF; and the errors of
+ * ipcx_sock_sendfds.  A send that fails leaves the region unintroduced.
+ * One thread at a time sends by reference on a socket.
+ */
+IPCX_API int ipcx_sock_send_region_ref(ipcx_sock *s, ipcx_region *r, size_t off, size_t len,
+				       const void *buf, size_t buflen, const ipcx_wait *w);
+
+/* What ipcx_sock_recv_region_ref received: a borrowed view. */
+typedef struct ipcx_sock_view {
+	void *data;       /* the named bytes, inside the socket's mapping */
+	size_t len;       /* how many */
+	size_t offset;    /* where they start in the region's data area */
+	uint32_t region_id; /* the sender's id for the region (1..64) */
+	const ipcx_region *region; /* the mapping (owned by the socket) */
+} ipcx_sock_view;
+
+/*
+ * Receive a region reference sent with ipcx_sock_send_region_ref into *v;
+ * the small message, if any, goes to buf (returns its length, as
+ * ipcx_sock_recv).
+ *
+ * Ownership: the mapping behind v->data and v->region belongs to the
+ * socket.  It stays valid until ipcx_sock_close(s) -- not only until the
+ * next receive -- whatever the sender does meanwhile: a sender that closes
+ * its region, or exits, does not take the receiver's mapping away (a memfd
+ * lives while anyone maps it), and the seals stop it from shrinking the
+ * object.  Never ipcx_region_close(v->region).  The bytes are shared with
+ * the sender, who may still write them: copy or finish with them before
+ * telling the sender it may reuse them.
+ *
+ * Errors: -EBADMSG the message names an id this connection never
+ * introduced, an out-of-range id, bytes beyond the region, re-introduces a
+ * known id, carries an fd without the seals, or is not a region reference
+ * (a plain message or a region passed by ipcx_sock_send_region; consumed,
+ * its fds closed); -EMEDIUMTYPE the region is not of `kind` (IPCX_KIND_ANY
+ * takes any; the message is consumed, the region stays known); an
+ * introduction that cannot be mapped here returns its error (-EMFILE,
+ * -ENOMEM, as ipcx_region_open_fd) and that region stays unknown on this
+ * connection (its later references are -EBADMSG); otherwise as
+ * ipcx_sock_recv.  On error *v is zeroed.
+ *
+ * Once references are in use on a connection, receive on it from one
+ * thread at a time.  A plain receive (ipcx_sock_recv, _recvfds,
+ * _recv_region) that meets a region reference returns -EBADMSG, but still
+ * registers an introduction, so later references keep resolving.
+ */
+IPCX_API ssize_t ipcx_sock_recv_region_ref(ipcx_sock *s, ipcx_sock_view *v, uint32_t kind,
+					   void *buf, size_t cap, const ipcx_wait *w);
+
 /* The peer's credentials (both ends of a connection have them).  The pidfd
  * in *cred stays owned by the socket. */
 IPCX_API int ipcx_sock_peer(const ipcx_sock *s, ipcx_cred *cred);
@@ -210,7 +286,8 @@ IPCX_API int ipcx_sock_fd(const ipcx_sock *s);
 IPCX_API size_t ipcx_sock_max_msg(const ipcx_sock *s);
 
 /* Close the connection; the peer's receives end with -EPIPE after what was
- * already sent.  NULL is a no-op.  Returns 0. */
+ * already sent.  The regions the peer introduced (ipcx_sock_recv_region_ref)
+ * are unmapped: views into them end here.  NULL is a no-op.  Returns 0. */
 IPCX_API int ipcx_sock_close(ipcx_sock *s);
 
 /* The private per-user endpoint directory (created if needed and checked)

@@ -10,35 +10,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <ipcx/sock.h>
-
-#include "../core/internal.h"
+#include "sock_internal.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
-
-/*
- * Wire format (version 1).  Every message starts with this 64-byte header,
- * sent in the same sendmsg as the payload (an iovec, no copy).  It makes a
- * 0-byte message distinct from the end of the connection (recvmsg returns 0
- * for both), says how many fds travel with the message, and tells a region
- * from plain data.  It is 64 bytes so that the payload stays cache-line
- * aligned inside the kernel's buffer: with a 4- or 8-byte header the
- * kernel's copies of a 1 MiB payload were measured 4 to 8 times slower.
- */
-enum { WIRE_DATA = 1, WIRE_REGION = 2, WIRE_HELLO = 3 };
-#define WIRE_MAGIC 0x7849u /* "Ix" */
-#define WIRE_VERSION 1u
-
-struct wire_hdr {
-	uint16_t magic;
-	uint8_t version;
-	uint8_t type;
-	uint8_t nfds;
-	uint8_t reserved[59]; /* zero; ignored by version 1 receivers */
-};
-_Static_assert(sizeof(struct wire_hdr) == 64, "wire header is an ABI");
 
 /* Sent by accept(): the outcome of the policy check. */
 struct wire_hello {
@@ -54,13 +30,6 @@ struct ipcx_listener {
 	dev_t dev; /* identity of the socket file, to remove only our own */
 	ino_t ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-};
-
-struct ipcx_sock {
-	int fd;
-	ipcx_wait wait;
-	ipcx_cred peer;
-	size_t max_msg;
 };
 
 /* ---- the endpoint directory ---------------------------------------------- */
@@ -174,6 +143,7 @@ static void sock_free(ipcx_sock *s)
 		close(s->fd);
 	if (s->peer.pidfd >= 0)
 		close(s->peer.pidfd);
+	ipcx__sock_regions_free(s);
 	free(s);
 }
 
@@ -264,16 +234,17 @@ static int send_op(void *arg)
 	}
 }
 
-static int do_send(ipcx_sock *s, uint8_t type, const void *buf, size_t len, const int *fds,
-		   unsigned nfds, const ipcx_wait *w)
+IPCX_HIDDEN int ipcx__sock_sendmsg(ipcx_sock *s, struct wire_hdr *h, const void *buf, size_t len,
+				   const int *fds, unsigned nfds, const ipcx_wait *w)
 {
 	if (!s || (len && !buf) || nfds > IPCX_SOCK_MAX_FDS || (nfds && !fds))
 		return -EINVAL;
 	if (len > s->max_msg)
 		return -EMSGSIZE;
-	struct wire_hdr h = { .magic = WIRE_MAGIC, .version = WIRE_VERSION, .type = type,
-			      .nfds = (uint8_t)nfds };
-	struct iovec iov[2] = { { &h, sizeof h }, { (void *)buf, len } };
+	h->magic = WIRE_MAGIC;
+	h->version = WIRE_VERSION;
+	h->nfds = (uint8_t)nfds;
+	struct iovec iov[2] = { { h, sizeof *h }, { (void *)buf, len } };
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * IPCX_SOCK_MAX_FDS)];
 		struct cmsghdr align;
@@ -294,6 +265,13 @@ static int do_send(ipcx_sock *s, uint8_t type, const void *buf, size_t len, cons
 	return ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLOUT, send_op, &a);
 }
 
+static int do_send(ipcx_sock *s, uint8_t type, const void *buf, size_t len, const int *fds,
+		   unsigned nfds, const ipcx_wait *w)
+{
+	struct wire_hdr h = { .type = type };
+	return ipcx__sock_sendmsg(s, &h, buf, len, fds, nfds, w);
+}
+
 IPCX_API int ipcx_sock_send(ipcx_sock *s, const void *buf, size_t len, const ipcx_wait *w)
 {
 	return do_send(s, WIRE_DATA, buf, len, NULL, 0, w);
@@ -307,17 +285,7 @@ IPCX_API int ipcx_sock_sendfds(ipcx_sock *s, const void *buf, size_t len, const 
 
 /* ---- receiving ---------------------------------------------------------- */
 
-struct recv_args {
-	int fd;
-	struct wire_hdr h;
-	void *buf;
-	size_t cap;
-	int fds[IPCX_SOCK_MAX_FDS];
-	unsigned nfds;
-	int peek;
-};
-
-static void close_fds(const int *fds, unsigned n)
+IPCX_HIDDEN void ipcx__sock_close_fds(const int *fds, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
@@ -375,19 +343,29 @@ static int recv_op(void *arg)
 		rc = -EBADMSG;
 	else if (!a->peek && (size_t)n - sizeof a->h > a->cap)
 		rc = -EMSGSIZE;
+	if (rc == -EMSGSIZE && a->h.type == WIRE_REGION_INTRO)
+		return rc; /* its fd kept: ipcx__sock_recvmsg registers the region */
 	if (rc) {
-		close_fds(a->fds, a->nfds);
+		ipcx__sock_close_fds(a->fds, a->nfds);
 		a->nfds = 0;
 		return rc;
 	}
 	return (int)((size_t)n - sizeof a->h);
 }
 
-static ssize_t do_recv(ipcx_sock *s, struct recv_args *a, const ipcx_wait *w)
+IPCX_HIDDEN ssize_t ipcx__sock_recvmsg(ipcx_sock *s, struct recv_args *a, const ipcx_wait *w)
 {
 	ipcx_wait pw = ipcx__wait_resolve(w, &s->wait);
 	a->fd = s->fd;
-	return ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLIN, recv_op, a);
+	if (a->cap > INT32_MAX)
+		a->cap = INT32_MAX; /* lengths come back as an int */
+	ssize_t n = ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLIN, recv_op, a);
+	/* An introduction whose small message did not fit: the message is lost
+	 * but the region is still registered, or the connection's later
+	 * references to it could never resolve. */
+	if (n == -EMSGSIZE && a->nfds)
+		(void)ipcx__sock_region_stray(s, a);
+	return n;
 }
 
 IPCX_API ssize_t ipcx_sock_recvfds(ipcx_sock *s, void *buf, size_t cap, int *fds,
@@ -397,18 +375,18 @@ IPCX_API ssize_t ipcx_sock_recvfds(ipcx_sock *s, void *buf, size_t cap, int *fds
 		*nfds = 0;
 	if (!s || (cap && !buf) || (maxfds && (!fds || !nfds)))
 		return -EINVAL;
-	if (cap > INT32_MAX)
-		cap = INT32_MAX;
 	struct recv_args a = { .buf = buf, .cap = cap };
-	ssize_t n = do_recv(s, &a, w);
+	ssize_t n = ipcx__sock_recvmsg(s, &a, w);
 	if (n < 0)
 		return n;
+	if (a.h.type == WIRE_REGION_INTRO || a.h.type == WIRE_REGION_REF)
+		return ipcx__sock_region_stray(s, &a);
 	if (a.h.type != WIRE_DATA && a.h.type != WIRE_REGION) {
-		close_fds(a.fds, a.nfds);
+		ipcx__sock_close_fds(a.fds, a.nfds);
 		return -EBADMSG;
 	}
 	if (a.nfds > maxfds) {
-		close_fds(a.fds, a.nfds);
+		ipcx__sock_close_fds(a.fds, a.nfds);
 		return -EMSGSIZE;
 	}
 	if (a.nfds)
@@ -423,7 +401,7 @@ IPCX_API ssize_t ipcx_sock_recv(ipcx_sock *s, void *buf, size_t cap, const ipcx_
 	int fds[IPCX_SOCK_MAX_FDS];
 	unsigned n = 0;
 	ssize_t rc = ipcx_sock_recvfds(s, buf, cap, fds, IPCX_SOCK_MAX_FDS, &n, w);
-	close_fds(fds, n);
+	ipcx__sock_close_fds(fds, n);
 	return rc;
 }
 
@@ -432,54 +410,7 @@ IPCX_API ssize_t ipcx_sock_next_size(ipcx_sock *s, const ipcx_wait *w)
 	if (!s)
 		return -EINVAL;
 	struct recv_args a = { .peek = 1 };
-	return do_recv(s, &a, w);
-}
-
-/* ---- regions ------------------------------------------------------------ */
-
-#define REGION_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
-
-IPCX_API int ipcx_sock_send_region(ipcx_sock *s, ipcx_region *r, const void *buf, size_t len,
-				   const ipcx_wait *w)
-{
-	if (!s || !r || ipcx_region_name(r))
-		return -EINVAL;
-	int fd = ipcx_region_fd(r);
-	int seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0)
-		return errno == EINVAL ? -EINVAL : -errno;
-	if ((seals & REGION_SEALS) != REGION_SEALS &&
-	    fcntl(fd, F_ADD_SEALS, REGION_SEALS | F_SEAL_SEAL) < 0)
-		return -errno; /* -EPERM: someone sealed it without these */
-	return do_send(s, WIRE_REGION, buf, len, &fd, 1, w);
-}
-
-IPCX_API ssize_t ipcx_sock_recv_region(ipcx_sock *s, ipcx_region **out, uint32_t kind,
-				       void *buf, size_t cap, const ipcx_wait *w)
-{
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	int fd = -1;
-	unsigned nfds = 0;
-	ssize_t n = ipcx_sock_recvfds(s, buf, cap, &fd, 1, &nfds, w);
-	if (n < 0)
-		return n;
-	int rc = 0;
-	if (nfds != 1) {
-		rc = -EBADMSG; /* a plain message */
-	} else {
-		/* Without these seals the sender could shrink the object under
-		 * our mapping and turn our next access into SIGBUS. */
-		int seals = fcntl(fd, F_GET_SEALS);
-		if (seals < 0 || (seals & REGION_SEALS) != REGION_SEALS)
-			rc = -EBADMSG;
-		else
-			rc = ipcx_region_open_fd(out, fd, kind);
-	}
-	if (nfds)
-		close(fd);
-	return rc ? rc : n;
+	return ipcx__sock_recvmsg(s, &a, w);
 }
 
 /* ---- listening and connecting ------------------------------------------- */
@@ -683,15 +614,15 @@ static int connect_at(ipcx_sock **out, const char *name, const ipcx_sock_opts *o
 	}
 	/* Wait for the listener's verdict, within what is left of the deadline. */
 	struct wire_hello hello;
-	struct recv_args a = { .fd = fd, .buf = &hello, .cap = sizeof hello };
+	struct recv_args a = { .buf = &hello, .cap = sizeof hello };
 	ipcx_wait hw = pw;
 	if (deadline != UINT64_MAX) {
 		uint64_t now = ipcx__now_ns();
 		hw.timeout_ns = deadline > now ? (int64_t)(deadline - now) : 0;
 	}
-	ssize_t n = ipcx__fd_wait_op(&hw, deadline, fd, POLLIN, recv_op, &a);
+	ssize_t n = ipcx__sock_recvmsg(s, &a, &hw);
 	if (n >= 0) {
-		close_fds(a.fds, a.nfds);
+		ipcx__sock_close_fds(a.fds, a.nfds);
 		if (a.h.type != WIRE_HELLO || n != (ssize_t)sizeof hello ||
 		    hello.version != WIRE_VERSION)
 			n = -EPROTO;

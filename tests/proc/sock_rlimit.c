@@ -38,6 +38,9 @@ int main(void)
 		eight[i] = p[i % 2];
 	ipcx_region *r;
 	T_CHECK_RC(ipcx_region_create_anon(&r, IPCX_KIND_RAW, 4096, NULL), 0);
+	ipcx_region *r2, *r3; /* for regions by reference */
+	T_CHECK_RC(ipcx_region_create_anon(&r2, IPCX_KIND_RAW, 4096, NULL), 0);
+	T_CHECK_RC(ipcx_region_create_anon(&r3, IPCX_KIND_RAW, 4096, NULL), 0);
 	char buf[16];
 	int got[8];
 	unsigned n = 0;
@@ -73,6 +76,20 @@ int main(void)
 	limit_to(0);
 	T_CHECK_RC(ipcx_sock_send_region(a, r, NULL, 0, NULL), 0);
 	T_CHECK_RC(ipcx_sock_recv_region(b, &in, IPCX_KIND_RAW, NULL, 0, NULL), -EMFILE);
+	/* A region introduced by reference where its fd cannot be installed,
+	 * or installed but not mapped: -EMFILE, nothing left open, and the
+	 * region stays unknown on this connection (references: -EBADMSG). */
+	ipcx_sock_view v;
+	limit_to(0);
+	T_CHECK_RC(ipcx_sock_send_region_ref(a, r2, 0, 1, NULL, 0, NULL), 0);
+	T_CHECK_RC(ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, NULL), -EMFILE);
+	limit_to(1);
+	T_CHECK_RC(ipcx_sock_send_region_ref(a, r3, 0, 1, NULL, 0, NULL), 0);
+	T_CHECK_RC(ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, NULL), -EMFILE);
+	T_CHECK_RC(ipcx_sock_send_region_ref(a, r2, 0, 1, NULL, 0, NULL), 0);
+	T_CHECK_RC(ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, NULL), -EBADMSG);
+	T_CHECK_RC(ipcx_sock_send_region_ref(a, r3, 0, 1, NULL, 0, NULL), 0);
+	T_CHECK_RC(ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, NULL), -EBADMSG);
 	/* Creating a pair needs two: -EMFILE, no half-made pair. */
 	ipcx_sock *c = NULL, *d = NULL;
 	limit_to(1);
@@ -83,7 +100,14 @@ int main(void)
 	/* The connection still works after all that. */
 	T_CHECK_RC(ipcx_sock_send(a, "ok", 2, NULL), 0);
 	T_CHECK_RC(ipcx_sock_recv(b, buf, sizeof buf, NULL), 2);
+	/* A third region, introduced with room to spare, is mapped as usual. */
+	T_CHECK_RC(ipcx_sock_send_region_ref(a, r, 0, 1, NULL, 0, NULL), 0);
+	T_CHECK_RC(ipcx_sock_recv_region_ref(b, &v, IPCX_KIND_RAW, NULL, 0, NULL), 0);
+	T_CHECK(v.region_id == 3);
+	T_CHECK(t_count_fds() == before + 1);
 	ipcx_region_close(r);
+	ipcx_region_close(r2);
+	ipcx_region_close(r3);
 	ipcx_sock_close(a);
 	ipcx_sock_close(b);
 	close(p[0]);

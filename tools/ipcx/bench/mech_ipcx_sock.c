@@ -1,12 +1,12 @@
 /*
  * ipcx-sock: messages over an ipcx socket pair (SOCK_SEQPACKET, one copy in
  * and one out, as the raw uds-seqpacket row).
- * ipcx-sock-fd: the payload lives in an anonymous region passed by fd; only
- * the descriptor travels.  Each side keeps a pool of regions, stamps the
- * message in place, and passes the region; the receiver maps it, checks the
- * stamp and unmaps.  In stream mode the receiver acknowledges each region
- * so the sender reuses it only after the check (flow control is part of
- * the cost).
+ * ipcx-sock-fd: the payload lives in anonymous regions passed by reference.
+ * Each side keeps a pool of regions and stamps the message in place; the
+ * first send of each region passes its fd (the receiver maps it once), every
+ * later one names it by id, offset and length: no fd, no mmap.  In stream
+ * mode the receiver acknowledges each region so the sender reuses it only
+ * after the check (flow control is part of the cost).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,7 +115,7 @@ static int sock_send(void *state, struct bench_proc *p, uint64_t seq)
 	ipcx_region *r = s->pool[p->role == BENCH_A ? 0 : 1][i];
 	bench_stamp(ipcx_region_data(r), n, p->index, seq); /* in place: no copy */
 	uint8_t idx = (uint8_t)i;
-	return ipcx_sock_send_region(s->me, r, &idx, 1, NULL);
+	return ipcx_sock_send_region_ref(s->me, r, 0, n, &idx, 1, NULL);
 }
 
 static int sock_recv(void *state, struct bench_proc *p, unsigned *producer, uint64_t *seq)
@@ -128,15 +128,13 @@ static int sock_recv(void *state, struct bench_proc *p, unsigned *producer, uint
 			return (int)r;
 		return (size_t)r == n ? bench_check(s->buf, n, producer, seq) : -EBADMSG;
 	}
-	ipcx_region *r;
+	ipcx_sock_view v;
 	uint8_t idx;
-	ssize_t got = ipcx_sock_recv_region(s->me, &r, IPCX_KIND_RAW, &idx, 1, NULL);
+	ssize_t got = ipcx_sock_recv_region_ref(s->me, &v, IPCX_KIND_RAW, &idx, 1, NULL);
 	if (got < 0)
 		return (int)got;
-	int rc = got == 1 && ipcx_region_size(r) >= n
-			 ? bench_check(ipcx_region_data(r), n, producer, seq)
-			 : -EBADMSG;
-	ipcx_region_close(r);
+	/* The view stays mapped by the socket: nothing to unmap. */
+	int rc = got == 1 && v.len == n ? bench_check(v.data, n, producer, seq) : -EBADMSG;
 	/* The ack frees the region for reuse.  None for STOP; and a producer
 	 * that sent STOP may exit while the last messages are still being
 	 * checked here, so an ack it no longer reads (-EPIPE) is no error. */
@@ -193,7 +191,8 @@ static const struct bench_mech mech_ipcx_sock_fd = {
 	.recv = sock_recv,
 	.detach = sock_detach,
 	.teardown = sock_teardown,
-	.note = "stamped in place in a pool of 4 regions per side; each message "
-		"passes an fd, the receiver maps, checks and unmaps (stream: plus a 1-byte ack)",
+	.note = "stamped in place in a pool of 4 regions per side, passed by reference: "
+		"each region's fd travels once and is mapped once, then messages carry its id "
+		"(stream: plus a 1-byte ack)",
 };
 BENCH_MECH(mech_ipcx_sock_fd)
