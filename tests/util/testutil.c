@@ -76,6 +76,11 @@ pid_t t_spawn(int (*fn)(void *), void *arg)
 {
 	fflush(NULL);
 	pid_t pid = fork();
+	if (pid < 0) {
+		/* Never hand -1 to a caller that may kill(pid, SIGKILL) it. */
+		perror("fork");
+		exit(T_FAIL);
+	}
 	if (pid == 0) {
 		int rc = fn(arg);
 		fflush(NULL);

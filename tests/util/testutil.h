@@ -45,7 +45,8 @@ int t_count_fds(void);
  * ones fail the test in t_check_no_leaks(). */
 int t_check_no_leaks(void);
 
-/* fork(); in the child run fn(arg) and _exit with its return value. */
+/* fork(); in the child run fn(arg) and _exit with its return value.  A
+ * failed fork fails the test (the result is always a real child's pid). */
 pid_t t_spawn(int (*fn)(void *), void *arg);
 /* waitpid; returns the exit status, 128+sig if signalled, -1 on error. */
 int t_wait(pid_t pid);
