@@ -175,7 +175,7 @@ IPCX_API int ipcx_ring_peek(ipcx_ring *r, const void **ptr, size_t *len, const i
 /* Consumer: free the peeked message.  0, or -EINVAL if none is peeked. */
 IPCX_API int ipcx_ring_release(ipcx_ring *r);
 
-/* The largest message this ring carries (half its capacity, less 8). */
+/* The largest message this ring carries (half its capacity, less 64). */
 IPCX_API size_t ipcx_ring_max_msg(const ipcx_ring *r);
 
 /* The file descriptor of the ring's region (owned by the handle). */
