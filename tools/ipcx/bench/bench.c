@@ -476,9 +476,13 @@ static int bench_main(int argc, char **argv)
 
 	unsigned cap = nsel * 2 * (nsizes + 1), n = 0;
 	struct row *rows = calloc(cap, sizeof *rows);
-	if (!rows)
+	struct bench_result *runs = calloc((size_t)cap * o.repeat, sizeof *runs);
+	if (!rows || !runs) {
+		free(rows);
+		free(runs);
 		return CLI_FAIL;
-	int failed = 0;
+	}
+	/* The case list, with the cases that cannot run marked skipped. */
 	for (unsigned k = 0; k < nsel; k++) {
 		const struct bench_mech *m = sel[k];
 		for (unsigned mode = BENCH_PINGPONG; mode <= BENCH_STREAM; mode <<= 1) {
@@ -496,9 +500,6 @@ static int bench_main(int argc, char **argv)
 				unsigned mcn = m->max_consumers ? m->max_consumers : 1;
 				w->producers = mode == BENCH_STREAM ? producers : 1;
 				w->consumers = mode == BENCH_STREAM ? consumers : 1;
-				struct bench_case c = { .mech = m, .mode = mode, .size = w->size,
-							.producers = w->producers,
-							.consumers = w->consumers, .same_cpu = same_cpu };
 				if (w->producers > mp || w->consumers > mcn) {
 					w->r.status = BENCH_SKIPPED;
 					snprintf(w->r.reason, sizeof w->r.reason,
@@ -512,31 +513,44 @@ static int bench_main(int argc, char **argv)
 					w->r.status = BENCH_SKIPPED;
 					snprintf(w->r.reason, sizeof w->r.reason,
 						 "messages over %zu bytes not supported", m->max_size);
-				} else {
-					if (fmt == FMT_TABLE)
-						fprintf(stderr, "  %-22s %-8s %8zu ...\r", m->name,
-							mode_name(mode), w->size);
-					struct bench_result rs[16];
-					unsigned k2 = 0;
-					for (; k2 < o.repeat; k2++) {
-						bench_run_case(&c, &o, &rs[k2]);
-						if (rs[k2].status != BENCH_OK)
-							break;
-					}
-					if (k2 < o.repeat)
-						w->r = rs[k2];
-					else
-						median_of(rs, o.repeat, &w->r);
 				}
-				if (w->r.status == BENCH_FAILED)
-					failed = 1;
-				if (fmt == FMT_JSON)
-					print_json_row(w);
-				else if (fmt == FMT_CSV)
-					print_csv_row(w);
 			}
 		}
 	}
+	/* Repeats go round the whole list rather than case by case: on a
+	 * shared or virtual machine the conditions drift (here the two vCPUs
+	 * sometimes share a core complex and sometimes not, a 3x difference
+	 * in cache-line latency), and each case's median should sample the
+	 * same drift as the rows it is compared with. */
+	int failed = 0;
+	for (unsigned k = 0; k < o.repeat; k++) {
+		for (unsigned i = 0; i < n; i++) {
+			struct row *w = &rows[i];
+			if (w->r.status != BENCH_OK)
+				continue; /* skipped, or failed in an earlier round */
+			if (fmt == FMT_TABLE)
+				fprintf(stderr, "  round %u/%u  %-22s %-8s %8zu ...\r", k + 1, o.repeat,
+					w->mech->name, mode_name(w->mode), w->size);
+			struct bench_case c = { .mech = w->mech, .mode = w->mode, .size = w->size,
+						.producers = w->producers, .consumers = w->consumers,
+						.same_cpu = same_cpu };
+			struct bench_result *r = &runs[(size_t)i * o.repeat + k];
+			bench_run_case(&c, &o, r);
+			if (r->status != BENCH_OK) {
+				w->r = *r; /* a skip or a failure is reported as is */
+				failed |= r->status == BENCH_FAILED;
+			} else if (k + 1 == o.repeat) {
+				median_of(&runs[(size_t)i * o.repeat], o.repeat, &w->r);
+			}
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (fmt == FMT_JSON)
+			print_json_row(&rows[i]);
+		else if (fmt == FMT_CSV)
+			print_csv_row(&rows[i]);
+	}
+	free(runs);
 	if (fmt == FMT_TABLE) {
 		fprintf(stderr, "%60s\r", "");
 		print_table(rows, n, &mc, &o, same_cpu);
