@@ -278,7 +278,10 @@ IPCX_API ssize_t ipcx_sock_recv_region_ref(ipcx_sock *s, ipcx_sock_view *v, uint
 IPCX_API int ipcx_sock_peer(const ipcx_sock *s, ipcx_cred *cred);
 
 /* An fd that polls readable when a message (or the peer's close) is waiting
- * and writable when a send would not block (owned by s). */
+ * and writable when a send would not block (owned by s).  The socket itself
+ * is in blocking mode -- an untimed IPCX_WAIT_BLOCK call is then a single
+ * blocking system call -- and every ipcx call that must not block passes
+ * MSG_DONTWAIT; poll it, but do not read or write it directly. */
 IPCX_API int ipcx_sock_fd(const ipcx_sock *s);
 
 /* Largest message this connection accepts (bytes of payload), from the

@@ -186,6 +186,12 @@ static int sock_wrap(ipcx_sock **out, int fd, const ipcx_sock_opts *opts)
 		close(fd);
 		return -ENOMEM;
 	}
+	/* Data sockets block; every call that must not passes MSG_DONTWAIT.
+	 * So an untimed blocking wait is one system call (recvmsg or sendmsg
+	 * sleeping in the kernel), not a failed try, a poll and a retry. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	s->fd = fd;
 	s->peer.pidfd = -1;
 	s->wait = default_wait(opts);
@@ -210,15 +216,34 @@ static int sock_wrap(ipcx_sock **out, int fd, const ipcx_sock_opts *opts)
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* An untimed IPCX_WAIT_BLOCK: the kernel's own blocking call serves it. */
+static bool untimed_block(const ipcx_wait *w)
+{
+	return w->mode == IPCX_WAIT_BLOCK && w->timeout_ns < 0;
+}
+
+/* Run op as one blocking system call (*block set for its duration); a
+ * signal (-EAGAIN from EINTR) retries it, so signals never end the wait. */
+static int blocking_op(int (*op)(void *), void *arg, int *block)
+{
+	*block = 1;
+	int r;
+	while ((r = op(arg)) == -EAGAIN)
+		;
+	*block = 0;
+	return r;
+}
+
 struct send_args {
 	int fd;
 	struct msghdr *m;
+	int block;
 };
 
 static int send_op(void *arg)
 {
 	struct send_args *a = arg;
-	ssize_t n = sendmsg(a->fd, a->m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n = sendmsg(a->fd, a->m, MSG_NOSIGNAL | (a->block ? 0 : MSG_DONTWAIT));
 	if (n >= 0)
 		return 0;
 	switch (errno) {
@@ -261,7 +286,9 @@ IPCX_HIDDEN int ipcx__sock_sendmsg(ipcx_sock *s, struct wire_hdr *h, const void 
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	ipcx_wait pw = ipcx__wait_resolve(w, &s->wait);
-	struct send_args a = { s->fd, &m };
+	struct send_args a = { s->fd, &m, 0 };
+	if (untimed_block(&pw))
+		return blocking_op(send_op, &a, &a.block);
 	return ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLOUT, send_op, &a);
 }
 
@@ -306,7 +333,8 @@ static int recv_op(void *arg)
 		m.msg_control = ctl.buf;
 		m.msg_controllen = sizeof ctl.buf;
 	}
-	int flags = MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC | (a->peek ? MSG_PEEK : 0);
+	int flags = (a->block ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC | MSG_TRUNC |
+		    (a->peek ? MSG_PEEK : 0);
 	ssize_t n = recvmsg(a->fd, &m, flags);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -359,7 +387,9 @@ IPCX_HIDDEN ssize_t ipcx__sock_recvmsg(ipcx_sock *s, struct recv_args *a, const 
 	a->fd = s->fd;
 	if (a->cap > INT32_MAX)
 		a->cap = INT32_MAX; /* lengths come back as an int */
-	ssize_t n = ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLIN, recv_op, a);
+	ssize_t n = untimed_block(&pw)
+			    ? blocking_op(recv_op, a, &a->block)
+			    : ipcx__fd_wait_op(&pw, ipcx__deadline(&pw), s->fd, POLLIN, recv_op, a);
 	/* An introduction whose small message did not fit: the message is lost
 	 * but the region is still registered, or the connection's later
 	 * references to it could never resolve. */

@@ -88,6 +88,7 @@ struct recv_args {
 	int fds[IPCX_SOCK_MAX_FDS];
 	unsigned nfds;
 	int peek;
+	int block; /* a blocking recvmsg (an untimed IPCX_WAIT_BLOCK) */
 };
 
 /* Send one message whose header fields beyond magic, version and nfds are
