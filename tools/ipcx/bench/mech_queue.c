@@ -27,7 +27,10 @@ static int queue_setup(const struct bench_case *c, void **state, char *why, size
 	struct queue_state *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	uint32_t cap = 1024;
+	/* Streaming: as many slots as fit 8 MiB, like the floor's and the ring's
+	 * rows (a small queue keeps producer and consumer on the same lines).
+	 * Ping-pong: 1024, so the few lines in use stay cached. */
+	uint32_t cap = c->mode == BENCH_STREAM ? 65536 : 1024;
 	while (cap > 4 && (uint64_t)cap * (c->size + 64) > QUEUE_BYTES)
 		cap /= 2;
 	ipcx_queue_opts o = {.capacity = cap,
