@@ -67,7 +67,8 @@ IPCX_HIDDEN int ipcx__futex_wake(_Atomic uint32_t *addr, int n);
  * the sleeper -- which is about to pay a futex sleep anyway -- issues
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every running
  * thread of every registered process execute a full barrier.  Processes
- * register at first use of any waiting object (ipcx__runtime_init()).  When
+ * register when libipcx loads and again after fork (ipcx__runtime_init(),
+ * which objects also call at attach; it is idempotent).  When
  * membarrier is unavailable both sides fall back to a seq_cst fence.
  */
 /* Set once per process (and again after fork); read on every publish. */

@@ -44,7 +44,6 @@ int ipcx__wait(const ipcx_wait *w, const ipcx__waitspec *ws)
 	if (w->mode == IPCX_WAIT_NONBLOCK)
 		return -EAGAIN;
 
-	ipcx__runtime_init();
 	uint64_t start = ipcx__now_ns();
 	bool has_deadline = w->timeout_ns >= 0;
 	uint64_t deadline = has_deadline ? start + (uint64_t)w->timeout_ns : UINT64_MAX;
