@@ -31,9 +31,42 @@ static int producer(void *arg)
 	}
 }
 
+static int never_attaches(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+}
+
+/* A producer process that dies before it attached is no producer at all: the
+ * consumer keeps waiting (its deadline applies), and a producer that attaches
+ * later is served normally. */
+static void unattached_producer(void)
+{
+	ipcx_ring_opts o = { .capacity = 4096 };
+	T_CHECK_RC(ipcx_ring_create_anon(&creator, &o, IPCX_RING_NOROLE), 0);
+	ipcx_ring *rx, *tx;
+	T_CHECK_RC(ipcx_ring_open_fd(&rx, ipcx_ring_fd(creator), IPCX_RING_CONSUMER, NULL), 0);
+	pid_t pid = t_spawn(never_attaches, NULL);
+	T_CHECK(kill(pid, SIGKILL) == 0);
+	T_CHECK_RC(t_wait(pid), 128 + SIGKILL);
+	ipcx_wait w = IPCX_WAIT_INIT(IPCX_WAIT_BLOCK);
+	w.timeout_ns = 100 * 1000 * 1000;
+	char buf[16];
+	T_CHECK_RC(ipcx_ring_recv(rx, buf, sizeof buf, &w), -ETIMEDOUT);
+	T_CHECK_RC(ipcx_ring_open_fd(&tx, ipcx_ring_fd(creator), IPCX_RING_PRODUCER, NULL), 0);
+	T_CHECK_RC(ipcx_ring_send(tx, "late", 4, 0, NULL), 0);
+	T_CHECK_RC(ipcx_ring_recv(rx, buf, sizeof buf, &w), 4);
+	ipcx_ring_close(tx);
+	T_CHECK_RC(ipcx_ring_recv(rx, buf, sizeof buf, &w), -EPIPE);
+	ipcx_ring_close(rx);
+	ipcx_ring_close(creator);
+}
+
 int main(void)
 {
 	t_watchdog(280);
+	unattached_producer();
 	static const uint32_t modes[] = { IPCX_WAIT_SPIN, IPCX_WAIT_ADAPTIVE, IPCX_WAIT_BLOCK };
 	uint64_t worst_ns = 0, total = 0;
 	srand((unsigned)getpid());
@@ -45,8 +78,11 @@ int main(void)
 		T_CHECK_RC(ipcx_ring_open_fd(&rx, ipcx_ring_fd(creator), IPCX_RING_CONSUMER, &w), 0);
 		pid_t pid = t_spawn(producer, NULL);
 		/* Take a random number of messages, then kill the producer while it
-		 * is writing (the ring has room, so it is never idle). */
-		uint64_t seq = 0, kill_after = (uint64_t)(rand() % 2000);
+		 * is writing (the ring has room, so it is never idle).  At least one:
+		 * a producer killed before it attached never existed as far as the
+		 * ring is concerned, and the consumer rightly keeps waiting for one
+		 * (unattached_producer() below pins that down). */
+		uint64_t seq = 0, kill_after = 1 + (uint64_t)(rand() % 2000);
 		int killed = 0;
 		uint64_t t_kill = 0;
 		uint8_t buf[MAXLEN];
