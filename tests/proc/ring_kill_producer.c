@@ -36,6 +36,7 @@ static int never_attaches(void *arg)
 	(void)arg;
 	for (;;)
 		pause();
+	return 0; /* not reached; GCC 12 warns without it */
 }
 
 /* A producer process that dies before it attached is no producer at all: the
