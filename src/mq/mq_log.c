@@ -154,11 +154,12 @@ static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
 	uint64_t end;
 	if (ipcx__add_overflow(off, len, &end) || end > MQ_LOG_WINDOW || off < MQ_LOG_HDR)
 		return NULL;
-	if (end > mq->log_size) {
+	/* relaxed (both): a per-handle cache of the file size */
+	if (end > atomic_load_explicit(&mq->log_size, memory_order_relaxed)) {
 		struct stat sb;
 		if (fstat(mq->log_fd, &sb) < 0 || (uint64_t)sb.st_size < end)
 			return NULL;
-		mq->log_size = (uint64_t)sb.st_size;
+		atomic_store_explicit(&mq->log_size, (uint64_t)sb.st_size, memory_order_relaxed);
 	}
 	return mq->log_map + off;
 }
@@ -199,8 +200,10 @@ int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off)
 /* Grow the file to at least `need` bytes, a chunk at a time (lock held). */
 static int grow(ipcx_mq *mq, uint64_t need)
 {
-	struct mq_state *st = &mq->h->st;
-	if (need <= st->log_alloc)
+	_Atomic uint64_t *alloc = &mq->h->log.alloc;
+	/* relaxed: written under the lock we hold */
+	uint64_t have = atomic_load_explicit(alloc, memory_order_relaxed);
+	if (need <= have)
 		return 0;
 	if (need > MQ_LOG_WINDOW)
 		return -EFBIG;
@@ -210,43 +213,107 @@ static int grow(ipcx_mq *mq, uint64_t need)
 		to = MQ_LOG_WINDOW;
 	/* Allocate the blocks now: stores into a mapped file that has none
 	 * would meet a full disk as SIGBUS. */
-	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)st->log_alloc,
-				       (off_t)(to - st->log_alloc));
+	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)have, (off_t)(to - have));
 	if (e)
 		return e == ENOSPC || e == EDQUOT ? -ENOSPC : e == EFBIG ? -EFBIG : -e;
-	st->log_alloc = to;
+	/* release: the blocks exist before anyone reserves a record in them
+	 * (pairs with the acquire in reserve) */
+	atomic_store_explicit(alloc, to, memory_order_release);
 	return 0;
+}
+
+static _Atomic uint32_t *inflight(ipcx_mq *mq)
+{
+	static _Atomic uint32_t none; /* the creator, before it is attached */
+	return mq->idx < IPCX_MQ_ATTACH_MAX ? &mq->h->att[mq->idx].inflight : &none;
+}
+
+/*
+ * Reserve `bytes` at the log's tail with `room` more bytes allocated after
+ * them.  Lock-free unless the file must grow (or is being compacted, which
+ * holds the lock with MQ_LOG_BUSY set in the tail).  The record counts in
+ * our entry's inflight from before the reservation until it is written, so
+ * compaction (which sets MQ_LOG_BUSY, then reads every inflight) can never
+ * truncate under a record being written.  locked: the caller holds the lock.
+ */
+static int reserve(ipcx_mq *mq, uint64_t bytes, uint64_t room, bool locked, uint64_t *off)
+{
+	struct mq_hdr *h = mq->h;
+	/* seq_cst: before the tail CAS, in the order compaction reads them */
+	atomic_fetch_add_explicit(inflight(mq), 1, memory_order_seq_cst);
+	/* seq_cst: as the CAS below */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst);
+	for (unsigned n = 0;; n++) {
+		uint64_t end;
+		if (n > 1000000 || (!(t & MQ_LOG_BUSY) &&
+				    (ipcx__add_overflow(t, bytes + room, &end) || end > MQ_LOG_WINDOW))) {
+			atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_relaxed); /* ours */
+			return t & MQ_LOG_BUSY ? -EBADMSG : -EFBIG;
+		}
+		if (t & MQ_LOG_BUSY) {
+			if (locked) /* we are the compactor's caller: cannot be */
+				return atomic_fetch_sub_explicit(inflight(mq), 1,
+								 memory_order_relaxed),
+				       -EBADMSG;
+			/* The compactor holds the lock: wait for it there. */
+			if (!ipcx__mq_lock(mq))
+				ipcx__mq_unlock(mq);
+			t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as above */
+			continue;
+		}
+		/* acquire: pairs with grow's release: the blocks exist */
+		if (end > atomic_load_explicit(&h->log.alloc, memory_order_acquire)) {
+			int rc = locked ? 0 : ipcx__mq_lock(mq);
+			if (!rc) {
+				rc = grow(mq, end);
+				if (!locked)
+					ipcx__mq_unlock(mq);
+			}
+			if (rc) {
+				atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_relaxed);
+				return rc;
+			}
+			t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as above */
+			continue;
+		}
+		/* seq_cst: ordered after our inflight increment for compaction */
+		if (atomic_compare_exchange_weak_explicit(&h->log.tail, &t, t + bytes,
+							  memory_order_seq_cst,
+							  memory_order_seq_cst)) {
+			*off = t;
+			return 0;
+		}
+	}
 }
 
 int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
 {
-	struct mq_state *st = &mq->h->st;
 	/* This record, and one removal record for every message that could
-	 * still need one (this one included). */
-	uint64_t live = (uint64_t)st->count + st->nloaned + st->ntaken + 1;
-	int rc = grow(mq, st->log_tail + ipcx__mq_rec_size(len) + live * MQ_REC_HDR);
-	if (rc)
-		return rc;
-	*off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(len));
-	return 0;
+	 * still need one (at most depth of them, this one included). */
+	return reserve(mq, ipcx__mq_rec_size(len), (uint64_t)mq->depth * MQ_REC_HDR, false, off);
+}
+
+static uint64_t reserve_del(ipcx_mq *mq, bool locked)
+{
+	uint64_t off;
+	return reserve(mq, MQ_REC_HDR, 0, locked, &off) ? MQ_LOG_NONE : off;
 }
 
 uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes)
 {
-	struct mq_state *st = &mq->h->st;
-	if (st->log_tail + bytes > st->log_alloc && grow(mq, st->log_tail + bytes))
-		return MQ_LOG_NONE;
-	uint64_t off = st->log_tail;
-	st->log_tail += bytes;
-	/* relaxed: a count; compaction reads it under the lock, and a record
-	 * reserved under the lock cannot be missed there */
-	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
-	return off;
+	(void)bytes;
+	return reserve_del(mq, false);
+}
+
+uint64_t ipcx__mq_log_reserve_locked(ipcx_mq *mq)
+{
+	return reserve_del(mq, true);
 }
 
 void ipcx__mq_log_written(ipcx_mq *mq)
 {
-	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	/* release: our record's stores before compaction may see us done */
+	atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_release);
 }
 
 int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
@@ -257,19 +324,78 @@ int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
 	return rc ? rc : ipcx__mq_log_after_write(mq);
 }
 
-void ipcx__mq_log_compact(ipcx_mq *mq)
+/* Compact an empty log once it has grown past this. */
+#define MQ_COMPACT_BYTES (16ull << 20)
+
+/* Whether no message has a record in the log (lock held, tail busy):
+ * every slot free or loaned, and no record being written. */
+static bool log_idle(ipcx_mq *mq)
 {
-	struct mq_state *st = &mq->h->st;
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
+		/* seq_cst: after our MQ_LOG_BUSY CAS (see reserve) */
+		if (atomic_load_explicit(&mq->h->att[i].inflight, memory_order_seq_cst))
+			return false;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* relaxed: a message's state; its record is covered by inflight */
+		uint32_t st = mq_w_state(atomic_load_explicit(&mq->slots[i].word,
+							      memory_order_relaxed));
+		if (st != S_FREE && st != S_LOANED)
+			return false;
+	}
+	return true;
+}
+
+void ipcx__mq_log_maybe_compact(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	/* relaxed: a hint, decided below under the lock */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
+	if (t < MQ_COMPACT_BYTES || (t & MQ_LOG_BUSY) || ipcx__mq_readable(mq))
+		return;
+	if (ipcx__mq_lock(mq))
+		return;
+	t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as in reserve */
+	if (t < MQ_COMPACT_BYTES || (t & MQ_LOG_BUSY) ||
+	    !atomic_compare_exchange_strong_explicit(&h->log.tail, &t, t | MQ_LOG_BUSY,
+						     memory_order_seq_cst, memory_order_relaxed)) {
+		ipcx__mq_unlock(mq);
+		return;
+	}
+	uint64_t to = t;
 	/* The header first: should the truncation not happen, the old records
 	 * are all deleted ones and stay harmless. */
-	if (write_hdr(mq->log_fd, st->seq_next))
+	if (log_idle(mq) &&
+	    !write_hdr(mq->log_fd, atomic_load_explicit(&h->seq_next, memory_order_relaxed)) &&
+	    !ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR)) {
+		atomic_store_explicit(&h->log.alloc, MQ_LOG_HDR, memory_order_relaxed); /* lock */
+		atomic_store_explicit(&mq->log_size, MQ_LOG_HDR, memory_order_relaxed); /* cache */
+		if (h->sync == IPCX_MQ_SYNC_ALWAYS)
+			(void)sync_fd(mq);
+		to = MQ_LOG_HDR;
+	}
+	/* release: the new alloc and file before reservations resume */
+	atomic_store_explicit(&h->log.tail, to, memory_order_release);
+	ipcx__mq_unlock(mq);
+}
+
+void ipcx__mq_log_repair(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	/* relaxed (all): under the lock, after its holder died */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
+	if (!(t & MQ_LOG_BUSY))
 		return;
-	if (ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR))
-		return;
-	st->log_tail = st->log_alloc = MQ_LOG_HDR;
-	mq->log_size = MQ_LOG_HDR;
-	if (mq->h->sync == IPCX_MQ_SYNC_ALWAYS)
-		(void)sync_fd(mq);
+	/* A compactor died: the file may or may not be truncated.  Keep the
+	 * tail (records go after whatever is there) and trust only the blocks
+	 * the file has. */
+	struct stat sb;
+	uint64_t alloc = atomic_load_explicit(&h->log.alloc, memory_order_relaxed);
+	if (mq->log_fd < 0 || fstat(mq->log_fd, &sb) < 0)
+		alloc = MQ_LOG_HDR; /* unknown: the next reservation grows it again */
+	else if ((uint64_t)sb.st_size < alloc)
+		alloc = (uint64_t)sb.st_size;
+	atomic_store_explicit(&h->log.alloc, alloc, memory_order_relaxed);
+	atomic_store_explicit(&h->log.tail, t & ~MQ_LOG_BUSY, memory_order_relaxed);
 }
 
 /* ---- opening and recovery ------------------------------------------------ */
@@ -326,7 +452,6 @@ static int cmp_u64(const void *a, const void *b)
 /* Scan the log, queue the live messages, cut the invalid tail. */
 static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 {
-	struct mq_state *st = &mq->h->st;
 	const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
@@ -400,15 +525,17 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 	}
 	if (rc)
 		goto out;
-	st->seq_next = hd->seq_base > max_seq + 1 ? hd->seq_base : max_seq + 1;
-	st->log_skipped = skipped;
+	/* relaxed (both): not yet published */
+	atomic_store_explicit(&mq->h->seq_next, hd->seq_base > max_seq + 1 ? hd->seq_base : max_seq + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&mq->h->stats.log_skipped, skipped, memory_order_relaxed);
 	if (valid_end < size) {
 		if (ipcx__mq_sys.ftruncate(fd, (off_t)valid_end) < 0) {
 			rc = -errno;
 			goto out;
 		}
 	}
-	st->log_tail = valid_end;
+	atomic_store_explicit(&mq->h->log.tail, valid_end, memory_order_relaxed); /* as above */
 out:
 	free(puts);
 	free(dels);
@@ -461,7 +588,7 @@ int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
 			rc = -errno;
 		if (!rc)
 			fsync_dir(path);
-		mq->h->st.log_tail = MQ_LOG_HDR;
+		atomic_store_explicit(&mq->h->log.tail, MQ_LOG_HDR, memory_order_relaxed);
 	} else if (!rc) {
 		struct log_hdr hd;
 		if (sb.st_size < (off_t)MQ_LOG_HDR)
@@ -474,14 +601,17 @@ int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
 			rc = -errno;
 	}
 	atomic_store_explicit(&mq->h->log.last_sync_ns, ipcx__now_ns(), memory_order_relaxed);
+	/* Not yet published: relaxed. */
+	uint64_t tail = atomic_load_explicit(&mq->h->log.tail, memory_order_relaxed);
 	if (!rc) {
-		mq->h->st.log_alloc = mq->h->st.log_tail;
-		mq->log_size = mq->h->st.log_tail;
+		atomic_store_explicit(&mq->h->log.alloc, tail, memory_order_relaxed);
+		atomic_store_explicit(&mq->log_size, tail, memory_order_relaxed);
 		rc = map_log(mq);
 	}
-	/* Room for the removal records of the recovered messages. */
+	/* Room for the removal records of the recovered messages (and of any
+	 * message that can be live, as every message record reserves). */
 	if (!rc)
-		rc = grow(mq, mq->h->st.log_tail + (uint64_t)mq->h->st.count * MQ_REC_HDR);
+		rc = grow(mq, tail + (uint64_t)mq->depth * MQ_REC_HDR);
 	/* Shared from now on: every process with the mailbox open holds it. */
 	if (!rc && flock(fd, LOCK_SH) < 0)
 		rc = -errno;
