@@ -256,15 +256,29 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 			continue;
 		switch (state) {
 		case S_FREE:
+			if (ipcx__mq_in_ring(mq, i, w))
+				continue;
+			/* A push cut short: finish it. */
+			if (ipcx__mq_claimed(mq, i, w))
+				ipcx__mq_publish(mq, MQ_RING_FREE, mq_w_pos(w), i);
+			else if (ipcx__mq_push(mq, MQ_RING_FREE, i))
+				continue;
+			break;
 		case S_LEVEL:
 			if (ipcx__mq_in_ring(mq, i, w))
 				continue;
-			if (ipcx__mq_push(mq, state == S_FREE ? MQ_RING_FREE : MQ_RING_LEVEL(s->prio %
-										   64),
-					  i))
-				continue;
-			if (state == S_LEVEL)
-				ipcx__mq_mark(mq, s->prio % 64);
+			/* A send cut short (the message may be half written): cancel
+			 * it, and mark a position it claimed as popped. */
+			atomic_fetch_add_explicit(&h->stats.cancelled, 1,
+						  memory_order_relaxed); /* a count */
+			owe_del(mq, d, s->seq);
+			if (mq->bytes_limited)
+				atomic_fetch_sub_explicit(&h->bytes_held, s->len,
+							  memory_order_relaxed); /* a count */
+			bool claimed = ipcx__mq_claimed(mq, i, w);
+			(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+			if (claimed)
+				ipcx__mq_abandon(mq, MQ_RING_LEVEL(mq_w_level(w)), mq_w_pos(w), i);
 			break;
 		case S_TAKEN:
 			ipcx__mq_redo_put(mq, i, w);
@@ -295,6 +309,21 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 	return done;
 }
 
+/* A dead sender's fair-share count may be off (it died between counting a
+ * message and queueing it): count its queued messages again (lock held).
+ * A receiver taking one meanwhile may leave it one too high, until the next
+ * recount. */
+static void recount(ipcx_mq *mq, uint32_t o)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* relaxed: a count; the sender field goes with the word */
+		uint64_t w = atomic_load_explicit(&mq->slots[i].word, memory_order_relaxed);
+		n += mq_w_state(w) == S_LEVEL && mq->slots[i].sender == o;
+	}
+	atomic_store_explicit(&mq->h->att[o].queued, n, memory_order_relaxed); /* a count */
+}
+
 struct cand {
 	uint32_t idx;
 	int32_t pid;
@@ -322,8 +351,10 @@ static int mq_reclaim(ipcx_mq *mq)
 		return 0;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
 		struct mq_attach *e = &h->att[i];
+		if (e->dead && atomic_load_explicit(&e->queued, memory_order_relaxed))
+			recount(mq, i); /* a count (lock held) */
 		if (e->dead && !atomic_load_explicit(&e->queued, memory_order_relaxed))
-			memset(e, 0, sizeof *e); /* drained: free it (a count, lock held) */
+			memset(e, 0, sizeof *e); /* drained: free it (lock held) */
 		else if (e->pid && !e->dead && e->pid != mq->pid)
 			a[na++] = (struct cand){ i, e->pid, e->start };
 	}

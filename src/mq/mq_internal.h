@@ -70,11 +70,14 @@ struct mq_slot {
 _Static_assert(sizeof(struct mq_slot) == 64, "slot is an ABI");
 
 /* ---- rings --------------------------------------------------------------
- * Cell of position pos (at index pos & (cap - 1)): bit 63 full, bits 20..62
- * the lap (pos >> log2 cap, truncated), bits 0..19 the slot index.  Zeroed
- * memory is every cell empty for lap 0. */
+ * Cell of position pos (at index pos & (cap - 1)): bit 63 full, bit 62
+ * claimed (a sender took the position and is still writing the message),
+ * bits 20..61 the lap (pos >> log2 cap, truncated), bits 0..19 the slot
+ * index.  Zeroed memory is every cell empty for lap 0. */
 #define MQ_CELL_FULL (1ull << 63)
-#define MQ_LAP_MASK ((1ull << 43) - 1)
+#define MQ_CELL_CLAIMED (1ull << 62)
+#define MQ_LAP_BITS 42
+#define MQ_LAP_MASK ((1ull << MQ_LAP_BITS) - 1)
 #define MQ_IDX_MASK ((1u << 20) - 1)
 
 /* A ring's two positions, each on its own 128-byte block. */
@@ -235,6 +238,17 @@ IPCX_HIDDEN int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint6
 /* Push slot i (which we own, or adopt) into ring r: its word becomes
  * FREE/LEVEL at the position it lands on.  0 or -EBADMSG. */
 IPCX_HIDDEN int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i);
+/* Push in two steps: claim a position *pos for slot i (its word names it;
+ * receivers wait at a claimed cell), then publish it.  Between them the
+ * sender writes the message with plain stores that no atomic operation
+ * has to wait for.  A claim not to be published is abandoned, after the
+ * slot's word has moved away (the cell then reads as already popped). */
+IPCX_HIDDEN int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos);
+IPCX_HIDDEN void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
+IPCX_HIDDEN void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
+/* Whether slot i's word w (FREE or LEVEL) names a cell it claimed and did
+ * not publish. */
+IPCX_HIDDEN bool ipcx__mq_claimed(ipcx_mq *mq, uint32_t i, uint64_t w);
 /* Pop the oldest slot of ring r into *out, its word becoming `state` owned
  * by us (*w).  1 popped, 0 empty, -EMSGSIZE the oldest is longer than cap
  * (it stays), -EBADMSG. */

@@ -380,22 +380,28 @@ IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m)
 }
 
 /*
- * Queue loaned slot i (ours; word w): sequence number, log record (sync
- * "always": made durable first), then its level's ring.  A message the log
- * cannot take is not sent.
+ * Queue loaned slot i (ours; word w), copying len bytes from buf into it
+ * first if buf is not NULL.  The atomic operations come before the copy,
+ * the publication after it is a plain store: with a receiver reading the
+ * previous messages on another CPU, the copy's cache misses then overlap
+ * instead of each atomic operation waiting for them.  In a persistent
+ * mailbox the message's record is written before it is published (sync
+ * "always": made durable before its position is even claimed).  A message
+ * the log cannot take is not sent.
  */
-static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w)
+static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, size_t len)
 {
 	struct mq_hdr *h = mq->h;
 	struct mq_slot *s = &mq->slots[i];
-	uint32_t p = s->prio;
+	uint32_t p = s->prio, r = MQ_RING_LEVEL(p);
+	bool persistent = h->persistent, late = persistent && h->sync == IPCX_MQ_SYNC_ALWAYS;
+	uint64_t off = 0, pos = 0;
+	int rc;
 	/* relaxed: the numbers only need to be unique and, per sender,
 	 * increasing; the rings order the messages */
 	s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
-	if (h->persistent) {
-		uint64_t off;
-		int rc = ipcx__mq_log_reserve_put(mq, s->len, &off);
-		if (rc) {
+	if (persistent) {
+		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
 			drop_loan(mq, i); /* no room in the log: the message is not sent */
 			return rc;
 		}
@@ -403,35 +409,49 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w)
 		 * a removal for */
 		atomic_store_explicit(&s->word, mq_word(S_COMMITTING, mq->idx, 0, mq_w_pos(w)),
 				      memory_order_release);
+	}
+	if (h->fair) /* relaxed: a count; before the claim, so receivers never see it below 0 */
+		atomic_fetch_add_explicit(&me(mq)->queued, 1, memory_order_relaxed);
+	if (!late && (rc = ipcx__mq_claim(mq, r, i, &pos)))
+		goto fail;
+	if (buf && len)
+		memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
+	if (persistent) {
 		rc = ipcx__mq_log_put(mq, i, s->seq, off);
 		ipcx__mq_log_written(mq);
-		if (!rc && h->sync == IPCX_MQ_SYNC_ALWAYS)
+		if (!rc && late)
 			rc = ipcx__mq_log_after_write(mq);
+		if (!rc && late)
+			rc = ipcx__mq_claim(mq, r, i, &pos);
 		if (rc) {
 			/* Not acknowledged: the message goes away, and so does its
 			 * record if it reached the file (best effort: the log may be
 			 * failing). */
 			uint64_t seq = s->seq, doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
 			drop_loan(mq, i);
+			if (!late)
+				ipcx__mq_abandon(mq, r, pos, i);
 			(void)ipcx__mq_log_del(mq, seq, doff);
 			if (doff != MQ_LOG_NONE)
 				ipcx__mq_log_written(mq);
-			return rc;
+			goto uncount;
 		}
 	}
-	if (h->fair) /* relaxed: a count; before the push, so receivers never see it below 0 */
-		atomic_fetch_add_explicit(&me(mq)->queued, 1, memory_order_relaxed);
-	int rc = ipcx__mq_push(mq, MQ_RING_LEVEL(p), i);
-	if (rc)
-		return rc;
 	count(&me(mq)->sent);
+	ipcx__mq_publish(mq, r, pos, i);
 	ipcx__mq_mark(mq, p);
 	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
 	/* Batch mode: the send that completes a batch syncs it.  Should that
 	 * fail, the send reports -EIO although the message is queued. */
-	if (h->persistent && h->sync == IPCX_MQ_SYNC_BATCH)
+	if (persistent && h->sync == IPCX_MQ_SYNC_BATCH)
 		return ipcx__mq_log_after_write(mq);
 	return 0;
+fail:
+	drop_loan(mq, i);
+uncount:
+	if (h->fair) /* relaxed: as above */
+		atomic_fetch_sub_explicit(&me(mq)->queued, 1, memory_order_relaxed);
+	return rc;
 }
 
 IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
@@ -448,7 +468,7 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 	bytes_put(mq, s->len - (uint32_t)m->len);
 	s->len = (uint32_t)m->len;
 	s->prio = m->prio;
-	return commit_slot(mq, m->slot, w);
+	return commit_slot(mq, m->slot, w, NULL, 0);
 }
 
 IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned prio,
@@ -460,11 +480,9 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 	int rc = acquire(mq, &m, len, prio, wait);
 	if (rc)
 		return rc;
-	if (len)
-		memcpy(m.data, buf, len);
 	/* relaxed: our own word, written by our pop */
 	uint64_t w = atomic_load_explicit(&mq->slots[m.slot].word, memory_order_relaxed);
-	return commit_slot(mq, m.slot, w);
+	return commit_slot(mq, m.slot, w, buf, len);
 }
 
 /* ---- receiving -------------------------------------------------------- */

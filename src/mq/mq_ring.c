@@ -2,12 +2,16 @@
  * The mailbox's lock-free rings: one free ring of slot indices and one ring
  * per priority level, each a bounded MPMC queue of capacity cap >= depth.
  *
- * A cell is one 64-bit word: "empty for position pos" or "holds slot x at
- * position pos" (the lap, pos / cap, tells positions of one cell apart).  A
- * slot's word says where the slot is.  The commit points are:
+ * A cell is one 64-bit word: "empty for position pos", "claimed for slot x
+ * at pos" or "holds slot x at position pos" (the lap, pos / cap, tells
+ * positions of one cell apart).  A slot's word says where the slot is.  The
+ * commit points are:
  *
  *   push  the owner stores the slot's word FREE/LEVEL(pos) and then CASes
- *         cell[pos] from empty to full; a failed CAS retries at a later pos.
+ *         cell[pos] from empty to claimed (a failed CAS retries at a later
+ *         pos), and later stores it full: the message is queued.  A sender
+ *         that dies in between leaves a claimed cell whose slot word names
+ *         it; the reclaimer frees the slot and marks the cell popped.
  *   pop   the popper CASes the slot's word from FREE/LEVEL(pos) to its own
  *         LOANED/TAKEN; the cell is then recycled (full -> empty for the
  *         next lap) and head advanced.
@@ -22,7 +26,7 @@
  *
  * Every position is unique in its ring (they only grow), so a slot word or
  * a cell can never come back to a value a stalled thread read earlier: the
- * CASes are free of ABA (positions are compared on 47 bits, laps on 43).
+ * CASes are free of ABA (positions are compared on 47 bits, laps on 42).
  */
 #include "mq_internal.h"
 
@@ -55,11 +59,16 @@ static inline uint64_t cell_full(const ipcx_mq *mq, uint64_t pos, uint32_t i)
 	return MQ_CELL_FULL | cell_empty(mq, pos) | i;
 }
 
-/* The cell's lap minus pos's lap, sign-extended from 43 bits. */
+/* The cell's lap minus pos's lap, sign-extended from MQ_LAP_BITS. */
 static inline int64_t lap_diff(const ipcx_mq *mq, uint64_t v, uint64_t pos)
 {
 	uint64_t d = (((v >> 20) & MQ_LAP_MASK) - lap_of(mq, pos)) & MQ_LAP_MASK;
-	return (int64_t)(d << 21) >> 21;
+	return (int64_t)(d << (64 - MQ_LAP_BITS)) >> (64 - MQ_LAP_BITS);
+}
+
+static inline uint64_t cell_claimed(const ipcx_mq *mq, uint64_t pos, uint32_t i)
+{
+	return MQ_CELL_CLAIMED | cell_full(mq, pos, i);
 }
 
 /* The word a slot has while it sits in ring r at pos. */
@@ -74,7 +83,7 @@ uint64_t ipcx__mq_ring_bytes(uint32_t cap_log2)
 	return (uint64_t)(1u + IPCX_MQ_PRIO_LEVELS) * 8u << cap_log2;
 }
 
-int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
+int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 {
 	struct mq_ring_idx *x = idx_of(mq, r);
 	_Atomic uint64_t *word = &mq->slots[i].word;
@@ -92,11 +101,12 @@ int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
 			/* Say where the slot goes before it can be found there. */
 			/* release: the payload and fields before the word */
 			atomic_store_explicit(word, mq_word(st, mq->idx, lvl, t), memory_order_release);
-			/* release: the word, payload and fields before the cell shows
-			 * the slot (pairs with the popper's acquire of the cell) */
-			if (atomic_compare_exchange_strong_explicit(c, &v, cell_full(mq, t, i),
+			/* release: the word before the claim (a reclaimer that finds
+			 * the claim finds whose it is) */
+			if (atomic_compare_exchange_strong_explicit(c, &v, cell_claimed(mq, t, i),
 								    memory_order_release,
 								    memory_order_relaxed)) {
+				*pos = t;
 				/* relaxed: tail is a hint (see above) */
 				atomic_compare_exchange_strong_explicit(&x->tail, &t, t + 1,
 									memory_order_relaxed,
@@ -114,7 +124,7 @@ int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
 				t++;
 			continue;
 		}
-		if (d == -1 && (v & MQ_CELL_FULL)) {
+		if (d == -1 && (v & MQ_CELL_FULL) && !(v & MQ_CELL_CLAIMED)) {
 			/* The previous lap's slot: popped but not yet recycled (its
 			 * popper is slow or dead), or the ring holds cap slots, which
 			 * it cannot (there are only depth <= cap). */
@@ -140,6 +150,42 @@ int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
 	return -EBADMSG;
 }
 
+void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i)
+{
+	/* release: the word, payload and fields before the cell shows the slot
+	 * (pairs with the popper's acquire of the cell).  A plain store: the
+	 * claimed cell is ours alone. */
+	atomic_store_explicit(cell_of(mq, r, pos), cell_full(mq, pos, i), memory_order_release);
+}
+
+void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i)
+{
+	/* release: the slot's new word first: poppers then take the cell for
+	 * one already popped (pairs with their acquire of the cell) */
+	atomic_store_explicit(cell_of(mq, r, pos), cell_full(mq, pos, i), memory_order_release);
+}
+
+bool ipcx__mq_claimed(ipcx_mq *mq, uint32_t i, uint64_t w)
+{
+	uint32_t r = mq_w_state(w) == S_FREE ? MQ_RING_FREE : MQ_RING_LEVEL(mq_w_level(w));
+	uint64_t pos = mq_w_pos(w);
+	/* acquire: pairs with the claimer's release CAS */
+	uint64_t v = atomic_load_explicit(cell_of(mq, r, pos), memory_order_acquire);
+	uint32_t bits = MQ_POS_BITS - mq->cap_log2 < MQ_LAP_BITS ? MQ_POS_BITS - mq->cap_log2
+								  : MQ_LAP_BITS;
+	return (v & MQ_CELL_CLAIMED) && (uint32_t)(v & MQ_IDX_MASK) == i &&
+	       (((v >> 20) ^ (pos >> mq->cap_log2)) & ((1ull << bits) - 1)) == 0;
+}
+
+int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
+{
+	uint64_t pos;
+	int rc = ipcx__mq_claim(mq, r, i, &pos);
+	if (!rc)
+		ipcx__mq_publish(mq, r, pos, i);
+	return rc;
+}
+
 int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint32_t *out,
 		 uint64_t *w)
 {
@@ -154,8 +200,8 @@ int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint3
 		 * slot's word and payload are visible */
 		uint64_t v = atomic_load_explicit(c, memory_order_acquire);
 		int64_t d = lap_diff(mq, v, h);
-		if (d == 0 && !(v & MQ_CELL_FULL))
-			return 0; /* empty */
+		if (d == 0 && (!(v & MQ_CELL_FULL) || (v & MQ_CELL_CLAIMED)))
+			return 0; /* empty, or the next message is still being written */
 		if (d == 0) {
 			uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
 			if (i >= mq->depth)
@@ -230,11 +276,12 @@ bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
 	uint64_t pos = mq_w_pos(w);
 	/* acquire: pairs with the pusher's release CAS */
 	uint64_t v = atomic_load_explicit(cell_of(mq, r, pos), memory_order_acquire);
-	/* The word keeps 47 bits of the position, the cell 43 bits of the lap:
+	/* The word keeps 47 bits of the position, the cell 42 bits of the lap:
 	 * compare the bits both have. */
-	uint32_t bits = MQ_POS_BITS - mq->cap_log2 < 43 ? MQ_POS_BITS - mq->cap_log2 : 43;
+	uint32_t bits = MQ_POS_BITS - mq->cap_log2 < MQ_LAP_BITS ? MQ_POS_BITS - mq->cap_log2
+								  : MQ_LAP_BITS;
 	uint64_t m = (1ull << bits) - 1;
-	return (v & MQ_CELL_FULL) && (uint32_t)(v & MQ_IDX_MASK) == i &&
+	return (v & MQ_CELL_FULL) && !(v & MQ_CELL_CLAIMED) && (uint32_t)(v & MQ_IDX_MASK) == i &&
 	       (((v >> 20) ^ (pos >> mq->cap_log2)) & m) == 0;
 }
 
