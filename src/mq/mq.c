@@ -247,6 +247,10 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 {
 	struct mq_hdr *h = mq->h;
 	int done = 0;
+	ipcx__mq_busy(mq);
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
+		if (gone[i >> 6] >> (i & 63) & 1)
+			ipcx__mq_repair_intents(mq, i);
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		struct mq_slot *s = &mq->slots[i];
 		/* acquire: what the owner wrote to the slot before its last word */
@@ -258,27 +262,21 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 		case S_FREE:
 			if (ipcx__mq_in_ring(mq, i, w))
 				continue;
-			/* A push cut short: finish it. */
-			if (ipcx__mq_claimed(mq, i, w))
-				ipcx__mq_publish(mq, MQ_RING_FREE, mq_w_pos(w), i);
-			else if (ipcx__mq_push(mq, MQ_RING_FREE, i))
+			if (ipcx__mq_push(mq, MQ_RING_FREE, i)) /* a push cut short: redo it */
 				continue;
 			break;
 		case S_LEVEL:
 			if (ipcx__mq_in_ring(mq, i, w))
 				continue;
-			/* A send cut short (the message may be half written): cancel
-			 * it, and mark a position it claimed as popped. */
+			/* A send cut short (the message may be half written; a
+			 * position it claimed is a skip by now): cancel it. */
 			atomic_fetch_add_explicit(&h->stats.cancelled, 1,
 						  memory_order_relaxed); /* a count */
 			owe_del(mq, d, s->seq);
 			if (mq->bytes_limited)
 				atomic_fetch_sub_explicit(&h->bytes_held, s->len,
 							  memory_order_relaxed); /* a count */
-			bool claimed = ipcx__mq_claimed(mq, i, w);
 			(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
-			if (claimed)
-				ipcx__mq_abandon(mq, MQ_RING_LEVEL(mq_w_level(w)), mq_w_pos(w), i);
 			break;
 		case S_TAKEN:
 			ipcx__mq_redo_put(mq, i, w);
@@ -306,6 +304,7 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 		}
 		done++;
 	}
+	ipcx__mq_idle(mq);
 	return done;
 }
 
@@ -519,6 +518,7 @@ static void bind_region(ipcx_mq *mq, uint32_t depth, uint32_t max_msg, uint32_t 
 	mq->bytes_limited = h->bytes_max < (uint64_t)depth * max_msg;
 	mq->shaping = h->shape.msgs_per_s || h->shape.bytes_per_s || h->shape_sender.msgs_per_s ||
 		      h->shape_sender.bytes_per_s;
+	mq->plain = !h->persistent && !mq->shaping && !h->fair && !mq->bytes_limited;
 }
 
 static int check_rate(const ipcx_mq_rate *r)
@@ -611,6 +611,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 			goto fail;
 		}
 		h->persistent = 1;
+		mq->plain = false;
 		if ((rc = ipcx__mq_log_create(mq, h->log_path, h->mode)))
 			goto fail;
 	}
@@ -812,7 +813,12 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 		return -EOVERFLOW; /* the log holds more than this mailbox's limits */
 	uint32_t i;
 	uint64_t w;
-	if (ipcx__mq_pop(mq, MQ_RING_FREE, S_LOANED, UINT64_MAX, &i, &w) != 1)
+	/* Not yet published: nobody else uses the rings (the busy flag is
+	 * for form). */
+	ipcx__mq_busy(mq);
+	int r = ipcx__mq_pop(mq, MQ_RING_FREE, S_LOANED, UINT64_MAX, &i, &w);
+	ipcx__mq_idle(mq);
+	if (r != 1)
 		return -EOVERFLOW;
 	struct mq_slot *s = &mq->slots[i];
 	memcpy(mq->bufs + (size_t)i * mq->stride, data, len);
@@ -823,7 +829,10 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 	s->sender = MQ_NONE;
 	if (mq->bytes_limited)
 		atomic_store_explicit(&h->bytes_held, held + len, memory_order_relaxed);
-	if (ipcx__mq_push(mq, MQ_RING_LEVEL(prio), i))
+	ipcx__mq_busy(mq);
+	r = ipcx__mq_push(mq, MQ_RING_LEVEL(prio), i);
+	ipcx__mq_idle(mq);
+	if (r)
 		return -EBADMSG;
 	ipcx__mq_mark(mq, prio);
 	atomic_fetch_add_explicit(&h->stats.recovered, 1, memory_order_relaxed); /* a count */

@@ -70,12 +70,13 @@ struct mq_slot {
 _Static_assert(sizeof(struct mq_slot) == 64, "slot is an ABI");
 
 /* ---- rings --------------------------------------------------------------
- * Cell of position pos (at index pos & (cap - 1)): bit 63 full, bit 62
- * claimed (a sender took the position and is still writing the message),
- * bits 20..61 the lap (pos >> log2 cap, truncated), bits 0..19 the slot
- * index.  Zeroed memory is every cell empty for lap 0. */
+ * Cell of position pos (at index pos & (cap - 1)): bit 63 full, bit 62 skip
+ * (a position whose sender died after claiming it), bits 20..61 the lap
+ * (pos >> log2 cap, truncated), bits 0..19 the slot index.  Empty for
+ * position pos is the lap alone, so zeroed memory is every cell empty for
+ * lap 0; a popped cell becomes empty for pos + cap. */
 #define MQ_CELL_FULL (1ull << 63)
-#define MQ_CELL_CLAIMED (1ull << 62)
+#define MQ_CELL_SKIP (1ull << 62)
 #define MQ_LAP_BITS 42
 #define MQ_LAP_MASK ((1ull << MQ_LAP_BITS) - 1)
 #define MQ_IDX_MASK ((1u << 20) - 1)
@@ -99,7 +100,10 @@ struct mq_attach {
 	_Atomic uint32_t inflight; /* log records reserved, not yet written */
 	uint32_t pad0;
 	_Atomic uint64_t sent, received;
-	uint8_t pad[IPCX_CACHELINE - 48];
+	/* The ring positions the handle is claiming or holds (mq_ring.c):
+	 * MQ_INTENT(ring, pos), 0 none.  Written before the claiming CAS. */
+	_Atomic uint64_t intent_pop, intent_push;
+	uint8_t pad[IPCX_CACHELINE - 64];
 };
 _Static_assert(sizeof(struct mq_attach) == IPCX_CACHELINE, "attach entry is an ABI");
 
@@ -196,12 +200,14 @@ struct ipcx_mq {
 	uint64_t cap_mask;
 	bool bytes_limited; /* bytes_max < depth * max_msg */
 	bool shaping;       /* a token bucket is configured */
+	bool plain;         /* none of: persistence, shaping, fair share, byte bound */
 	uint32_t idx;       /* our attach entry */
 	int32_t pid;
 	uint64_t start;
 	ipcx_wait wait;
 	struct mq_bucket shape; /* per-sender bucket (under the mailbox lock) */
 	_Atomic uint32_t roles; /* roles already published to our entry */
+	_Atomic uint32_t busy;  /* a thread is in a ring operation on this handle */
 	int log_fd;             /* -1: memory only */
 	unsigned char *log_map; /* the log file, mapped (MQ_LOG_WINDOW bytes) */
 	_Atomic uint64_t log_size; /* file size as last seen by this handle */
@@ -232,30 +238,46 @@ IPCX_HIDDEN int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t l
 IPCX_HIDDEN void ipcx__mq_redo_put(ipcx_mq *mq, uint32_t i, uint64_t w);
 IPCX_HIDDEN int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w);
 
-/* mq_ring.c: the lock-free rings.  Ring r is 0 (free) or 1 + level. */
+/* mq_ring.c: the lock-free rings.  Ring r is 0 (free) or 1 + level.  The
+ * ring operations require the handle's busy flag (ipcx__mq_busy); the lock,
+ * if needed, is taken before it, never while holding it. */
+#define MQ_INTENT(r, pos) (((uint64_t)(r) + 1) << 56 | ((pos) & ((1ull << 56) - 1)))
 #define MQ_RING_FREE 0u
 #define MQ_RING_LEVEL(p) (1u + (p))
 /* Push slot i (which we own, or adopt) into ring r: its word becomes
  * FREE/LEVEL at the position it lands on.  0 or -EBADMSG. */
 IPCX_HIDDEN int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i);
-/* Push in two steps: claim a position *pos for slot i (its word names it;
- * receivers wait at a claimed cell), then publish it.  Between them the
- * sender writes the message with plain stores that no atomic operation
- * has to wait for.  A claim not to be published is abandoned, after the
- * slot's word has moved away (the cell then reads as already popped). */
-IPCX_HIDDEN int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos);
-IPCX_HIDDEN void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
-IPCX_HIDDEN void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
-/* Whether slot i's word w (FREE or LEVEL) names a cell it claimed and did
- * not publish. */
-IPCX_HIDDEN bool ipcx__mq_claimed(ipcx_mq *mq, uint32_t i, uint64_t w);
 /* Pop the oldest slot of ring r into *out, its word becoming `state` owned
  * by us (*w).  1 popped, 0 empty, -EMSGSIZE the oldest is longer than cap
  * (it stays), -EBADMSG. */
 IPCX_HIDDEN int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t cap,
 			     uint32_t *out, uint64_t *w);
-/* Whether slot i's word w (FREE or LEVEL) is in its ring (or being pushed). */
+/* Push in two steps: claim a position *pos for slot i (its word names it;
+ * receivers wait at a claimed cell), then publish it.  Between them the
+ * sender may write the message.  A claim not to be published is abandoned
+ * (the cell becomes a skip).  The handle's busy flag is held throughout. */
+IPCX_HIDDEN int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos);
+IPCX_HIDDEN void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
+IPCX_HIDDEN void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos);
+/* Whether slot i's word w (FREE or LEVEL) is in its ring. */
 IPCX_HIDDEN bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w);
+/* Finish or undo the ring operations dead attach entry o was in (lock
+ * held, o's process dead).  Slots it held are left to the caller. */
+IPCX_HIDDEN void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o);
+/* The handle's busy flag: ring operations of one handle are serialised,
+ * so that its intents name one operation each. */
+IPCX_HIDDEN void ipcx__mq_busy(ipcx_mq *mq);
+IPCX_HIDDEN void ipcx__mq_idle(ipcx_mq *mq);
+/* The copying send and receive of a mailbox without persistence, shaping,
+ * fair share or byte bound (they take the busy flag themselves).
+ * fast_send: 1 sent; 0 no free slot (nothing done); 2 slot *loaned is
+ * loaned to us (S_LOANED) but its level could not be claimed at once;
+ * -EBADMSG.  fast_recv: 1 received into buf (m: len, prio, flags, seq); 0
+ * level p is empty; -EMSGSIZE; -EBADMSG. */
+IPCX_HIDDEN int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len,
+				   uint32_t *loaned);
+IPCX_HIDDEN int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap,
+				   ipcx_mq_msg *m);
 /* Whether ring r looks non-empty. */
 IPCX_HIDDEN bool ipcx__mq_ring_busy(ipcx_mq *mq, uint32_t r);
 /* Mark level p non-empty (after a push). */

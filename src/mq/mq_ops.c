@@ -125,7 +125,9 @@ static void bytes_put(ipcx_mq *mq, uint32_t len)
 static void free_slot(ipcx_mq *mq, uint32_t i)
 {
 	bytes_put(mq, mq->slots[i].len);
+	ipcx__mq_busy(mq);
 	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
+	ipcx__mq_idle(mq);
 	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
 }
 
@@ -210,7 +212,9 @@ static int drop_one(ipcx_mq *mq, uint32_t prio)
 	while (levels) {
 		uint32_t p = (uint32_t)__builtin_ctzll(levels), i;
 		uint64_t w;
+		ipcx__mq_busy(mq);
 		int r = ipcx__mq_pop(mq, MQ_RING_LEVEL(p), S_TAKEN, UINT64_MAX, &i, &w);
+		ipcx__mq_idle(mq);
 		if (r < 0)
 			return r;
 		if (r) {
@@ -247,7 +251,9 @@ static int reserve(void *arg)
 	}
 	int r = 0;
 	if (bytes_get(mq, c->len)) {
+		ipcx__mq_busy(mq);
 		r = ipcx__mq_pop(mq, MQ_RING_FREE, S_LOANED, UINT64_MAX, &c->slot, &c->word);
+		ipcx__mq_idle(mq);
 		if (r <= 0)
 			bytes_put(mq, c->len);
 		if (r < 0)
@@ -396,7 +402,7 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	uint32_t p = s->prio, r = MQ_RING_LEVEL(p);
 	bool persistent = h->persistent, late = persistent && h->sync == IPCX_MQ_SYNC_ALWAYS;
 	uint64_t off = 0, pos = 0;
-	int rc;
+	int rc = 0;
 	/* relaxed: the numbers only need to be unique and, per sender,
 	 * increasing; the rings order the messages */
 	s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
@@ -412,33 +418,40 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	}
 	if (h->fair) /* relaxed: a count; before the claim, so receivers never see it below 0 */
 		atomic_fetch_add_explicit(&me(mq)->queued, 1, memory_order_relaxed);
-	if (!late && (rc = ipcx__mq_claim(mq, r, i, &pos)))
-		goto fail;
-	if (buf && len)
-		memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
-	if (persistent) {
+	if (late) {
+		/* Sync "always": durable before the message can be seen. */
+		if (buf && len)
+			memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
 		rc = ipcx__mq_log_put(mq, i, s->seq, off);
 		ipcx__mq_log_written(mq);
-		if (!rc && late)
+		if (!rc)
 			rc = ipcx__mq_log_after_write(mq);
-		if (!rc && late)
-			rc = ipcx__mq_claim(mq, r, i, &pos);
+		if (rc)
+			goto unlog;
+	}
+	ipcx__mq_busy(mq);
+	if ((rc = ipcx__mq_claim(mq, r, i, &pos))) {
+		ipcx__mq_idle(mq);
+		if (late)
+			goto unlog;
+		if (persistent)
+			ipcx__mq_log_written(mq);
+		goto fail;
+	}
+	if (!late && buf && len)
+		memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
+	if (persistent && !late) {
+		rc = ipcx__mq_log_put(mq, i, s->seq, off);
+		ipcx__mq_log_written(mq);
 		if (rc) {
-			/* Not acknowledged: the message goes away, and so does its
-			 * record if it reached the file (best effort: the log may be
-			 * failing). */
-			uint64_t seq = s->seq, doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-			drop_loan(mq, i);
-			if (!late)
-				ipcx__mq_abandon(mq, r, pos, i);
-			(void)ipcx__mq_log_del(mq, seq, doff);
-			if (doff != MQ_LOG_NONE)
-				ipcx__mq_log_written(mq);
-			goto uncount;
+			ipcx__mq_abandon(mq, r, pos);
+			ipcx__mq_idle(mq);
+			goto unlog;
 		}
 	}
 	count(&me(mq)->sent);
 	ipcx__mq_publish(mq, r, pos, i);
+	ipcx__mq_idle(mq);
 	ipcx__mq_mark(mq, p);
 	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
 	/* Batch mode: the send that completes a batch syncs it.  Should that
@@ -446,6 +459,16 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	if (persistent && h->sync == IPCX_MQ_SYNC_BATCH)
 		return ipcx__mq_log_after_write(mq);
 	return 0;
+unlog: {
+	/* Not acknowledged: the message goes away, and so does its record if
+	 * it reached the file (best effort: the log may be failing). */
+	uint64_t seq = s->seq, doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+	drop_loan(mq, i);
+	(void)ipcx__mq_log_del(mq, seq, doff);
+	if (doff != MQ_LOG_NONE)
+		ipcx__mq_log_written(mq);
+	goto uncount;
+}
 fail:
 	drop_loan(mq, i);
 uncount:
@@ -477,6 +500,25 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 	ipcx_mq_msg m;
 	if ((len && !buf) || !mq)
 		return -EINVAL;
+	if (mq->plain && len <= mq->max_msg && prio < IPCX_MQ_PRIO_LEVELS &&
+	    (!wait || wait->mode <= IPCX_WAIT_NONBLOCK)) {
+		add_role(mq, ROLE_SEND);
+		uint32_t i;
+		int r = ipcx__mq_fast_send(mq, prio, buf, (uint32_t)len, &i);
+		if (r == 1 || r < 0)
+			return r < 0 ? r : 0;
+		if (r == 2) {
+			/* A slot, but its level was busy: go the general way. */
+			struct mq_slot *s = &mq->slots[i];
+			s->len = (uint32_t)len;
+			s->prio = prio;
+			s->flags = 0;
+			s->sender = MQ_NONE;
+			/* relaxed: our own word, written by our pop */
+			uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+			return commit_slot(mq, i, w, buf, len);
+		}
+	}
 	int rc = acquire(mq, &m, len, prio, wait);
 	if (rc)
 		return rc;
@@ -503,7 +545,9 @@ static int take_next(ipcx_mq *mq, uint64_t cap, uint32_t *i, uint64_t *w)
 			uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
 			if ((int)p <= pr)
 				break;
+			ipcx__mq_busy(mq);
 			int r = ipcx__mq_pop(mq, MQ_RING_LEVEL(p), S_TAKEN, cap, i, w);
+			ipcx__mq_idle(mq);
 			if (r)
 				return r;
 			b &= ~(1ull << p);
@@ -534,10 +578,32 @@ struct tctx {
 	int log_rc; /* ... and the result of logging its removal */
 };
 
+/* The copying receive of a plain mailbox (no redelivered messages
+ * waiting): the highest level first. */
+static int fast_take(struct tctx *c)
+{
+	ipcx_mq *mq = c->mq;
+	/* relaxed: where to look; the rings decide */
+	uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+	while (b) {
+		uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+		int r = ipcx__mq_fast_recv(mq, p, c->buf, c->cap, c->m);
+		if (r) {
+			c->copied = r > 0;
+			return r;
+		}
+		b &= ~(1ull << p);
+	}
+	return 0;
+}
+
 static int try_take(void *arg)
 {
 	struct tctx *c = arg;
 	ipcx_mq *mq = c->mq;
+	/* relaxed: a hint; redelivered messages go the general way */
+	if (mq->plain && c->buf && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed))
+		return fast_take(c);
 	uint32_t i;
 	uint64_t w;
 	int r = take_next(mq, c->cap, &i, &w);
