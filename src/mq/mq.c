@@ -151,7 +151,7 @@ static void mq_repair(ipcx_mq *mq)
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: the lock orders what the dead holder wrote; the words
 		 * the lock-free paths write are only read here */
-		uint64_t w = atomic_load_explicit(&mq->slots[i].word, memory_order_relaxed);
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
 		if (mq_w_state(w) == S_REDO)
 			redo |= 1ull << mq_w_level(w);
 	}
@@ -171,7 +171,7 @@ static void mq_repair(ipcx_mq *mq)
 void ipcx__mq_redo_put(ipcx_mq *mq, uint32_t i, uint64_t w)
 {
 	struct mq_hdr *h = mq->h;
-	struct mq_slot *s = &mq->slots[i];
+	struct mq_slot *s = mq_slot(mq, i);
 	uint32_t p = mq_w_level(w);
 	if (s->prio != p || s->len > mq->max_msg) {
 		/* damaged: the message cannot be trusted; drop it */
@@ -196,7 +196,7 @@ int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w)
 	uint64_t bw = 0;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* acquire: pairs with the release in ipcx__mq_redo_put */
-		uint64_t x = atomic_load_explicit(&mq->slots[i].word, memory_order_acquire);
+		uint64_t x = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
 		if (mq_w_state(x) == S_REDO && mq_w_level(x) == p &&
 		    (best == MQ_NONE || mq_w_pos(x) < mq_w_pos(bw)))
 			best = i, bw = x;
@@ -252,7 +252,7 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 		if (gone[i >> 6] >> (i & 63) & 1)
 			ipcx__mq_repair_intents(mq, i);
 	for (uint32_t i = 0; i < mq->depth; i++) {
-		struct mq_slot *s = &mq->slots[i];
+		struct mq_slot *s = mq_slot(mq, i);
 		/* acquire: what the owner wrote to the slot before its last word */
 		uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
 		uint32_t o = mq_w_owner(w), state = mq_w_state(w);
@@ -317,8 +317,8 @@ static void recount(ipcx_mq *mq, uint32_t o)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: a count; the sender field goes with the word */
-		uint64_t w = atomic_load_explicit(&mq->slots[i].word, memory_order_relaxed);
-		n += mq_w_state(w) == S_LEVEL && mq->slots[i].sender == o;
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
+		n += mq_w_state(w) == S_LEVEL && mq_slot(mq, i)->sender == o;
 	}
 	atomic_store_explicit(&mq->h->att[o].queued, n, memory_order_relaxed); /* a count */
 }
@@ -437,19 +437,45 @@ static uint32_t cap_log2_of(uint32_t depth)
 	return k;
 }
 
-static uint64_t slots_off(void)
+/*
+ * Layout after the header: the rings, then the slots.  Below 4 KiB a slot's
+ * descriptor sits just before its buffer (one 128-byte block for messages of
+ * up to 64 bytes: a message costs the other CPU one transfer, not two);
+ * from 4 KiB on the descriptors form a table and the buffers are
+ * page-aligned.
+ */
+static bool inline_slots(uint32_t max_msg)
+{
+	return max_msg < 4096;
+}
+
+static uint64_t ring_off(void)
 {
 	return round_up(sizeof(struct mq_hdr), IPCX_CACHELINE);
 }
 
-static uint64_t ring_off(uint32_t depth)
+static uint64_t slots_off(uint32_t depth, uint32_t max_msg)
 {
-	return round_up(slots_off() + (uint64_t)depth * sizeof(struct mq_slot), IPCX_CACHELINE);
+	uint64_t end = ring_off() + ipcx__mq_ring_bytes(cap_log2_of(depth));
+	return inline_slots(max_msg) ? round_up(end, 4096) : round_up(end, IPCX_CACHELINE);
 }
 
-static uint64_t data_off(uint32_t depth)
+static uint64_t data_off(uint32_t depth, uint32_t max_msg)
 {
-	return round_up(ring_off(depth) + ipcx__mq_ring_bytes(cap_log2_of(depth)), 4096);
+	uint64_t so = slots_off(depth, max_msg);
+	return inline_slots(max_msg) ? so + sizeof(struct mq_slot)
+				     : round_up(so + (uint64_t)depth * sizeof(struct mq_slot), 4096);
+}
+
+static uint64_t pitch_of(uint32_t max_msg)
+{
+	return inline_slots(max_msg) ? sizeof(struct mq_slot) + stride_of(max_msg)
+				     : stride_of(max_msg);
+}
+
+static uint64_t region_size(uint32_t depth, uint32_t max_msg)
+{
+	return data_off(depth, max_msg) + (uint64_t)depth * pitch_of(max_msg);
 }
 
 static void add_entry(struct mq_attach *e, ipcx_mq *mq)
@@ -511,9 +537,11 @@ static void bind_region(ipcx_mq *mq, uint32_t depth, uint32_t max_msg, uint32_t 
 	mq->stride = stride;
 	mq->cap_log2 = cap_log2_of(depth);
 	mq->cap_mask = (1ull << mq->cap_log2) - 1;
-	mq->slots = (struct mq_slot *)(d + slots_off());
-	mq->cells = (_Atomic uint64_t *)(d + ring_off(depth));
-	mq->bufs = (unsigned char *)d + data_off(depth);
+	mq->cells = (_Atomic uint64_t *)(d + ring_off());
+	mq->slot_base = (unsigned char *)d + slots_off(depth, max_msg);
+	mq->buf_base = (unsigned char *)d + data_off(depth, max_msg);
+	mq->buf_pitch = pitch_of(max_msg);
+	mq->slot_pitch = inline_slots(max_msg) ? mq->buf_pitch : sizeof(struct mq_slot);
 	const struct mq_hdr *h = mq->h;
 	mq->bytes_limited = h->bytes_max < (uint64_t)depth * max_msg;
 	mq->shaping = h->shape.msgs_per_s || h->shape.bytes_per_s || h->shape_sender.msgs_per_s ||
@@ -555,7 +583,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 		o.wait = IPCX_WAIT_INIT(IPCX_WAIT_ADAPTIVE);
 
 	uint32_t stride = stride_of(o.max_msg);
-	uint64_t size = data_off(o.depth) + (uint64_t)o.depth * stride;
+	uint64_t size = region_size(o.depth, o.max_msg);
 	ipcx_region_opts ro = { .mode = o.mode, .flags = 0 };
 	ipcx_mq *mq = mq_alloc();
 	if (!mq)
@@ -568,7 +596,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	struct mq_hdr *h = ipcx_region_data(mq->region);
 	h->magic = MQ_MAGIC;
 	h->abi = MQ_ABI;
-	h->hdr_bytes = (uint32_t)slots_off();
+	h->hdr_bytes = (uint32_t)ring_off();
 	h->max_msg = o.max_msg;
 	h->depth = o.depth;
 	h->bytes_max = o.max_bytes;
@@ -578,8 +606,8 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	h->sync = o.sync;
 	h->batch_msgs = o.batch_msgs;
 	h->batch_ms = o.batch_ms;
-	h->data_off = data_off(o.depth);
-	h->ring_off = ring_off(o.depth);
+	h->data_off = data_off(o.depth, o.max_msg);
+	h->ring_off = slots_off(o.depth, o.max_msg);
 	h->cap_log2 = cap_log2_of(o.depth);
 	h->shape = o.shape;
 	h->shape_sender = o.shape_sender;
@@ -592,8 +620,8 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	/* Not yet published: plain initialisation (relaxed stores). */
 	atomic_store_explicit(&h->seq_next, 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < o.depth; i++) {
-		mq->slots[i].sender = MQ_NONE;
-		atomic_store_explicit(&mq->slots[i].word, mq_word(S_FREE, 0, 0, i),
+		mq_slot(mq, i)->sender = MQ_NONE;
+		atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(S_FREE, 0, 0, i),
 				      memory_order_relaxed);
 		atomic_store_explicit(&mq->cells[i], MQ_CELL_FULL | i, memory_order_relaxed);
 	}
@@ -641,10 +669,11 @@ static int validate(ipcx_mq *mq)
 		return -EPROTO;
 	if (abi != MQ_ABI)
 		return -EPROTONOSUPPORT;
-	if (hb != slots_off() || max_msg > IPCX_MQ_MSG_MAX || depth == 0 ||
-	    depth > IPCX_MQ_DEPTH_MAX || stride != stride_of(max_msg) || doff != data_off(depth) ||
-	    roff != ring_off(depth) || cl != cap_log2_of(depth) || full > IPCX_MQ_FULL_DROP ||
-	    doff + (uint64_t)depth * stride > size || bmax > (uint64_t)depth * max_msg)
+	if (hb != ring_off() || max_msg > IPCX_MQ_MSG_MAX || depth == 0 ||
+	    depth > IPCX_MQ_DEPTH_MAX || stride != stride_of(max_msg) ||
+	    doff != data_off(depth, max_msg) || roff != slots_off(depth, max_msg) ||
+	    cl != cap_log2_of(depth) || full > IPCX_MQ_FULL_DROP ||
+	    region_size(depth, max_msg) > size || bmax > (uint64_t)depth * max_msg)
 		return -EBADMSG;
 	if (h->persistent && !memchr(h->log_path, 0, sizeof h->log_path))
 		return -EBADMSG;
@@ -747,13 +776,13 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	 * sends and receives may move some meanwhile). */
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* acquire: the slot's length is the owner's */
-		uint64_t w = atomic_load_explicit(&mq->slots[i].word, memory_order_acquire);
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
 		switch (mq_w_state(w)) {
 		case S_LEVEL:
 		case S_REDO:
 			a->depth++;
 			a->per_prio[mq_w_level(w)]++;
-			a->bytes += mq->slots[i].len;
+			a->bytes += mq_slot(mq, i)->len;
 			break;
 		case S_LOANED:
 		case S_COMMITTING:
@@ -820,8 +849,8 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 	ipcx__mq_idle(mq);
 	if (r != 1)
 		return -EOVERFLOW;
-	struct mq_slot *s = &mq->slots[i];
-	memcpy(mq->bufs + (size_t)i * mq->stride, data, len);
+	struct mq_slot *s = mq_slot(mq, i);
+	memcpy(mq_buf(mq, i), data, len);
 	s->len = len;
 	s->prio = prio;
 	s->seq = seq;

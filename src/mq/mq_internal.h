@@ -3,10 +3,11 @@
  *
  * The region's data area holds, in order:
  *   struct mq_hdr            configuration, lock, indices, attach table
- *   struct mq_slot[depth]    one descriptor per message buffer
  *   the free ring            cap cells (cap = depth rounded up to a power of 2)
  *   64 level rings           cap cells each, one per priority
- *   depth buffers of `stride` bytes (page aligned when max_msg >= 4 KiB)
+ *   the slots: below 4 KiB of max_msg, each a struct mq_slot followed by its
+ *   buffer of `stride` bytes; from 4 KiB on, a table of depth struct mq_slot
+ *   then depth page-aligned buffers of `stride` bytes
  *
  * Sending and receiving take no lock (see mq_ring.c).  A slot's ownership
  * is its `word`: state, owning attach entry, level and ring position, changed
@@ -132,7 +133,7 @@ struct mq_hdr {
 	/* Configuration: written once by the creator before publication. */
 	uint64_t magic;
 	uint32_t abi;
-	uint32_t hdr_bytes; /* offset of the slot table */
+	uint32_t hdr_bytes; /* offset of the rings */
 	uint32_t max_msg;
 	uint32_t depth;
 	uint64_t bytes_max;
@@ -143,7 +144,7 @@ struct mq_hdr {
 	uint32_t batch_msgs;
 	uint32_t batch_ms;
 	uint64_t data_off; /* offset of the first buffer */
-	uint64_t ring_off; /* offset of the free ring; the level rings follow */
+	uint64_t ring_off; /* offset of the first slot descriptor */
 	uint32_t cap_log2; /* ring capacity: 1 << cap_log2 >= depth */
 	uint32_t pad0;
 	ipcx_mq_rate shape;
@@ -192,9 +193,9 @@ struct mq_hdr {
 struct ipcx_mq {
 	ipcx_region *region;
 	struct mq_hdr *h;
-	struct mq_slot *slots;
 	_Atomic uint64_t *cells; /* free ring, then the level rings */
-	unsigned char *bufs;
+	unsigned char *slot_base, *buf_base; /* slot 0's descriptor and buffer */
+	size_t slot_pitch, buf_pitch;         /* bytes from one slot's to the next */
 	uint32_t depth, max_msg, stride; /* validated copies */
 	uint32_t cap_log2;
 	uint64_t cap_mask;
@@ -221,6 +222,16 @@ struct ipcx_mq {
 	void (*notify_fn)(ipcx_mq *, void *);
 	void *notify_arg;
 };
+
+static inline struct mq_slot *mq_slot(const ipcx_mq *mq, uint32_t i)
+{
+	return (struct mq_slot *)(mq->slot_base + (size_t)i * mq->slot_pitch);
+}
+
+static inline unsigned char *mq_buf(const ipcx_mq *mq, uint32_t i)
+{
+	return mq->buf_base + (size_t)i * mq->buf_pitch;
+}
 
 /* mq.c */
 IPCX_HIDDEN int ipcx__mq_lock(ipcx_mq *mq);

@@ -169,9 +169,9 @@ static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
  * a crash does not check out. */
 int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off)
 {
-	const struct mq_slot *s = &mq->slots[slot];
+	const struct mq_slot *s = mq_slot(mq, slot);
 	uint32_t len = s->len;
-	const void *payload = mq->bufs + (size_t)slot * mq->stride;
+	const void *payload = mq_buf(mq, slot);
 	uint64_t rs = ipcx__mq_rec_size(len);
 	unsigned char *p = log_at(mq, off, rs);
 	if (!p)
@@ -337,7 +337,7 @@ static bool log_idle(ipcx_mq *mq)
 			return false;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: a message's state; its record is covered by inflight */
-		uint32_t st = mq_w_state(atomic_load_explicit(&mq->slots[i].word,
+		uint32_t st = mq_w_state(atomic_load_explicit(&mq_slot(mq, i)->word,
 							      memory_order_relaxed));
 		if (st != S_FREE && st != S_LOANED)
 			return false;

@@ -124,7 +124,7 @@ static void bytes_put(ipcx_mq *mq, uint32_t len)
 /* Give slot i (ours) back to the free ring and wake a waiting sender. */
 static void free_slot(ipcx_mq *mq, uint32_t i)
 {
-	bytes_put(mq, mq->slots[i].len);
+	bytes_put(mq, mq_slot(mq, i)->len);
 	ipcx__mq_busy(mq);
 	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
 	ipcx__mq_idle(mq);
@@ -134,7 +134,7 @@ static void free_slot(ipcx_mq *mq, uint32_t i)
 /* A message left the queue: give its sender's fair share back. */
 static void unqueue(ipcx_mq *mq, uint32_t i)
 {
-	uint32_t o = mq->slots[i].sender;
+	uint32_t o = mq_slot(mq, i)->sender;
 	if (mq->h->fair && o < IPCX_MQ_ATTACH_MAX) /* relaxed: a count */
 		atomic_fetch_sub_explicit(&mq->h->att[o].queued, 1, memory_order_relaxed);
 }
@@ -154,7 +154,7 @@ static int discard(ipcx_mq *mq, uint32_t i)
 	}
 	/* The slot is freed before the removal is written: a death in between
 	 * leaves a message the log may deliver again, never one it lost. */
-	uint64_t seq = mq->slots[i].seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+	uint64_t seq = mq_slot(mq, i)->seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
 	free_slot(mq, i);
 	int rc = ipcx__mq_log_del(mq, seq, off);
 	if (off != MQ_LOG_NONE)
@@ -266,7 +266,7 @@ static int reserve(void *arg)
 			return R_WAIT;
 		return drop_one(mq, c->prio);
 	}
-	struct mq_slot *s = &mq->slots[c->slot];
+	struct mq_slot *s = mq_slot(mq, c->slot);
 	s->len = c->len;
 	if (mq->shaping && (r = shape(c)) != 0) {
 		free_slot(mq, c->slot); /* not a cancel: the send did not happen yet */
@@ -336,7 +336,7 @@ static int acquire(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
 				break;
 		}
 	}
-	m->data = mq->bufs + (size_t)c.slot * mq->stride;
+	m->data = mq_buf(mq, c.slot);
 	m->len = len;
 	m->prio = prio;
 	m->flags = 0;
@@ -358,7 +358,7 @@ static bool held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state, uint64_t *w)
 	if (m->slot >= mq->depth)
 		return false;
 	/* acquire: pairs with the release that gave us the slot */
-	uint64_t x = atomic_load_explicit(&mq->slots[m->slot].word, memory_order_acquire);
+	uint64_t x = atomic_load_explicit(&mq_slot(mq, m->slot)->word, memory_order_acquire);
 	if (mq_w_state(x) != state || mq_w_owner(x) != (mq->idx & 127u) ||
 	    (uint32_t)mq_w_pos(x) != m->gen)
 		return false;
@@ -398,7 +398,7 @@ IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m)
 static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, size_t len)
 {
 	struct mq_hdr *h = mq->h;
-	struct mq_slot *s = &mq->slots[i];
+	struct mq_slot *s = mq_slot(mq, i);
 	uint32_t p = s->prio, r = MQ_RING_LEVEL(p);
 	bool persistent = h->persistent, late = persistent && h->sync == IPCX_MQ_SYNC_ALWAYS;
 	uint64_t off = 0, pos = 0;
@@ -421,7 +421,7 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	if (late) {
 		/* Sync "always": durable before the message can be seen. */
 		if (buf && len)
-			memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
+			memcpy(mq_buf(mq, i), buf, len);
 		rc = ipcx__mq_log_put(mq, i, s->seq, off);
 		ipcx__mq_log_written(mq);
 		if (!rc)
@@ -439,7 +439,7 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 		goto fail;
 	}
 	if (!late && buf && len)
-		memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
+		memcpy(mq_buf(mq, i), buf, len);
 	if (persistent && !late) {
 		rc = ipcx__mq_log_put(mq, i, s->seq, off);
 		ipcx__mq_log_written(mq);
@@ -482,7 +482,7 @@ IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 	uint64_t w;
 	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS || !held(mq, m, S_LOANED, &w))
 		return -EINVAL;
-	struct mq_slot *s = &mq->slots[m->slot];
+	struct mq_slot *s = mq_slot(mq, m->slot);
 	if (m->len > s->len || m->len > mq->max_msg)
 		return -EMSGSIZE;
 	/* The CAS makes one of two racing calls on one message the winner. */
@@ -509,7 +509,7 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 			return r < 0 ? r : 0;
 		if (r == 2) {
 			/* A slot, but its level was busy: go the general way. */
-			struct mq_slot *s = &mq->slots[i];
+			struct mq_slot *s = mq_slot(mq, i);
 			s->len = (uint32_t)len;
 			s->prio = prio;
 			s->flags = 0;
@@ -523,7 +523,7 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 	if (rc)
 		return rc;
 	/* relaxed: our own word, written by our pop */
-	uint64_t w = atomic_load_explicit(&mq->slots[m.slot].word, memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(&mq_slot(mq, m.slot)->word, memory_order_relaxed);
 	return commit_slot(mq, m.slot, w, buf, len);
 }
 
@@ -558,7 +558,7 @@ static int take_next(ipcx_mq *mq, uint64_t cap, uint32_t *i, uint64_t *w)
 		if (r)
 			return r;
 		r = ipcx__mq_redo_take(mq, (uint32_t)pr, i, w);
-		if (r == 1 && mq->slots[*i].len > cap)
+		if (r == 1 && mq_slot(mq, *i)->len > cap)
 			r = -EMSGSIZE;
 		else if (r == 1 && !ipcx__mq_own(mq, *i, *w, S_TAKEN, w))
 			r = -EBADMSG;
@@ -609,7 +609,7 @@ static int try_take(void *arg)
 	int r = take_next(mq, c->cap, &i, &w);
 	if (r <= 0)
 		return r;
-	struct mq_slot *s = &mq->slots[i];
+	struct mq_slot *s = mq_slot(mq, i);
 	uint32_t len = s->len;
 	if (len > mq->max_msg) {
 		free_slot(mq, i); /* damaged: drop it */
@@ -622,13 +622,13 @@ static int try_take(void *arg)
 	m->flags = s->flags;
 	m->seq = s->seq;
 	if (c->buf) {
-		memcpy(c->buf, mq->bufs + (size_t)i * mq->stride, len);
+		memcpy(c->buf, mq_buf(mq, i), len);
 		c->copied = true;
 		count(&me(mq)->received);
 		c->log_rc = discard(mq, i);
 		return 1;
 	}
-	m->data = mq->bufs + (size_t)i * mq->stride;
+	m->data = mq_buf(mq, i);
 	m->slot = i;
 	m->gen = (uint32_t)mq_w_pos(w);
 	return 1;
@@ -682,7 +682,7 @@ IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 		 * the log never holds a message the mailbox has let go.  Should we
 		 * die meanwhile, whoever reclaims the slot finishes the release. */
 		uint64_t off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-		lrc = ipcx__mq_log_del_done(mq, mq->slots[m->slot].seq, off);
+		lrc = ipcx__mq_log_del_done(mq, mq_slot(mq, m->slot)->seq, off);
 	}
 	count(&me(mq)->received);
 	free_slot(mq, m->slot);

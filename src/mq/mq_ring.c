@@ -113,9 +113,11 @@ static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t
 				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
 				if (i >= mq->depth)
 					return -EBADMSG;
+				/* the payload's miss alongside the slot's */
+				__builtin_prefetch(mq_buf(mq, i), 0, 3);
 				/* The fields are the pusher's (acquired with the cell);
 				 * they stay until the slot is popped. */
-				if (mq->slots[i].len > maxlen)
+				if (mq_slot(mq, i)->len > maxlen)
 					return -EMSGSIZE;
 			}
 			/* relaxed: published by the CAS's release */
@@ -189,7 +191,7 @@ int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 		return rc;
 	uint32_t st = r == MQ_RING_FREE ? S_FREE : S_LEVEL, lvl = r == MQ_RING_FREE ? 0 : r - 1;
 	/* relaxed: published with the cell (publish's release) */
-	atomic_store_explicit(&mq->slots[i].word, mq_word(st, mq->idx, lvl, *pos),
+	atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(st, mq->idx, lvl, *pos),
 			      memory_order_relaxed);
 	return 0;
 }
@@ -247,7 +249,7 @@ int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint3
 		uint64_t nw = mq_word(state, mq->idx, lvl, pos);
 		/* release: pairs with the acquire of readers of the word (give_back,
 		 * getattr); the slot is ours from the claim on */
-		atomic_store_explicit(&mq->slots[i].word, nw, memory_order_release);
+		atomic_store_explicit(&mq_slot(mq, i)->word, nw, memory_order_release);
 		release_cell(mq, r, pos);
 		*out = i;
 		*w = nw;
@@ -260,7 +262,7 @@ bool ipcx__mq_own(ipcx_mq *mq, uint32_t i, uint64_t from, uint32_t state, uint64
 	uint64_t nw = mq_word(state, mq->idx, mq_w_level(from), mq_w_pos(from));
 	/* acq_rel: acquire the previous owner's writes to the slot, release ours
 	 * made while we held it in `from` */
-	if (!atomic_compare_exchange_strong_explicit(&mq->slots[i].word, &from, nw,
+	if (!atomic_compare_exchange_strong_explicit(&mq_slot(mq, i)->word, &from, nw,
 						     memory_order_acq_rel, memory_order_relaxed))
 		return false;
 	*w = nw;
@@ -328,7 +330,7 @@ void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o)
 				/* Popped, never released.  A slot still in its ring
 				 * state was not taken yet: re-home it. */
 				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
-				uint64_t w = i < mq->depth ? atomic_load_explicit(&mq->slots[i].word,
+				uint64_t w = i < mq->depth ? atomic_load_explicit(&mq_slot(mq, i)->word,
 										  memory_order_acquire)
 							   : 0; /* acquire: its last owner */
 				bool home = !(v & MQ_CELL_SKIP) && i < mq->depth &&
@@ -417,11 +419,31 @@ bool ipcx__mq_readable(ipcx_mq *mq)
  * that no atomic operation waits for those stores' cache misses; then it
  * writes the slot word, the payload and the cells with plain stores. */
 
+/* Start the cache misses of the cells a claim will read (the positions are
+ * hints, read from lines our side owns). */
+static inline void prefetch_cell(ipcx_mq *mq, uint32_t r, bool push)
+{
+	struct mq_ring_idx *x = idx_of(mq, r);
+	/* relaxed: a hint */
+	uint64_t p = atomic_load_explicit(push ? &x->tail : &x->head, memory_order_relaxed);
+	__builtin_prefetch((const void *)cell_of(mq, r, p), 1, 3);
+}
+
+static inline void prefetch_slot(ipcx_mq *mq, uint32_t i, int write)
+{
+	if (i < mq->depth) {
+		__builtin_prefetch(mq_slot(mq, i), 1, 3);
+		__builtin_prefetch(mq_buf(mq, i), write, 3);
+	}
+}
+
 int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len,
 		       uint32_t *loaned)
 {
 	uint32_t r = MQ_RING_LEVEL(prio);
 	uint64_t hf, vf, t;
+	prefetch_cell(mq, MQ_RING_FREE, false);
+	prefetch_cell(mq, r, true);
 	ipcx__mq_busy(mq);
 	int rc = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX);
 	if (rc <= 0 || (vf & MQ_CELL_SKIP)) {
@@ -431,7 +453,8 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 		return rc < 0 ? rc : 0;
 	}
 	uint32_t i = (uint32_t)(vf & MQ_IDX_MASK);
-	struct mq_slot *s = &mq->slots[i];
+	prefetch_slot(mq, i, 1);
+	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_LOANED, mq->idx, 0, hf);
 	uint64_t v;
 	rc = claim_pos(mq, r, true, &t, &v, 0);
@@ -459,7 +482,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	s->sender = MQ_NONE;
 	s->seq = seq;
 	if (len)
-		memcpy(mq->bufs + (size_t)i * mq->stride, buf, len);
+		memcpy(mq_buf(mq, i), buf, len);
 	ipcx__mq_publish(mq, r, t, i);
 	ipcx__mq_idle(mq);
 	ipcx__mq_mark(mq, prio);
@@ -471,6 +494,8 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 {
 	uint32_t r = MQ_RING_LEVEL(p);
 	uint64_t h, v, tf, vf;
+	prefetch_cell(mq, r, false);
+	prefetch_cell(mq, MQ_RING_FREE, true);
 	ipcx__mq_busy(mq);
 	int rc;
 	for (;;) {
@@ -484,7 +509,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 		return rc;
 	}
 	uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
-	struct mq_slot *s = &mq->slots[i];
+	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_TAKEN, mq->idx, p, h);
 	int rf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0);
 	/* release: as in ipcx__mq_pop; a death from here on redelivers it */
@@ -498,7 +523,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 		ipcx__mq_idle(mq);
 		return -EBADMSG;
 	}
-	memcpy(buf, mq->bufs + (size_t)i * mq->stride, len);
+	memcpy(buf, mq_buf(mq, i), len);
 	m->len = len;
 	m->prio = p;
 	m->flags = s->flags;
