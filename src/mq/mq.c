@@ -429,12 +429,15 @@ static uint32_t stride_of(uint32_t max_msg)
 					  : round_up(max_msg ? max_msg : 1, 64));
 }
 
+/* Ring capacity: twice the depth (rounded up to a power of two), so that
+ * a push never lands on the cell whose previous lap a popper may still be
+ * giving back: a ring holds at most depth slots. */
 static uint32_t cap_log2_of(uint32_t depth)
 {
 	uint32_t k = 0;
 	while ((1u << k) < depth)
 		k++;
-	return k;
+	return k + 1;
 }
 
 /*

@@ -168,7 +168,7 @@ int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 	for (unsigned n = 0; (rc = claim_pos(mq, r, true, pos, &v, 0)) == 0; n++) {
 		/* The ring cannot hold every slot while we hold one: a popper of
 		 * the previous lap is in the middle of giving the cell back. */
-		if (n < 64) {
+		if (n < 4096) {
 			ipcx__cpu_relax();
 			continue;
 		}
