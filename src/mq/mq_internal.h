@@ -212,6 +212,7 @@ struct ipcx_mq {
 	int log_fd;             /* -1: memory only */
 	unsigned char *log_map; /* the log file, mapped (MQ_LOG_WINDOW bytes) */
 	_Atomic uint64_t log_size; /* file size as last seen by this handle */
+	_Atomic uint64_t log_ready_lo, log_ready_hi; /* log range populated in our mapping */
 	/* readiness thread (mq_notify.c) */
 	pthread_mutex_t nlock;
 	int thread_started;

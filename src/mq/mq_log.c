@@ -146,6 +146,31 @@ int ipcx__mq_log_after_write(ipcx_mq *mq)
 	}
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* The log's pages are made writable in our mapping ahead of the records, a
+ * window at a time: one madvise instead of a write fault per page (each of
+ * which, on a shared file mapping, also runs the file system's mkwrite). */
+#define MQ_LOG_AHEAD (1ull << 20)
+
+static void populate(ipcx_mq *mq, uint64_t off, uint64_t size)
+{
+	/* relaxed (all): a per-handle hint; a race only populates twice */
+	uint64_t lo = atomic_load_explicit(&mq->log_ready_lo, memory_order_relaxed);
+	uint64_t hi = atomic_load_explicit(&mq->log_ready_hi, memory_order_relaxed);
+	if (off >= lo && off < hi)
+		return;
+	uint64_t from = off & ~4095ull, to = from + MQ_LOG_AHEAD;
+	if (to > size)
+		to = size & ~4095ull;
+	if (to <= from)
+		return;
+	atomic_store_explicit(&mq->log_ready_lo, from, memory_order_relaxed);
+	atomic_store_explicit(&mq->log_ready_hi, to, memory_order_relaxed);
+	(void)madvise(mq->log_map + from, to - from, MADV_POPULATE_WRITE); /* best effort */
+}
+
 /* Room at [off, off + len) of the mapped file, checked against the file's
  * real size (never the shared state alone: writing past the end of a
  * mapped file raises SIGBUS). */
@@ -155,12 +180,15 @@ static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
 	if (ipcx__add_overflow(off, len, &end) || end > MQ_LOG_WINDOW || off < MQ_LOG_HDR)
 		return NULL;
 	/* relaxed (both): a per-handle cache of the file size */
-	if (end > atomic_load_explicit(&mq->log_size, memory_order_relaxed)) {
+	uint64_t size = atomic_load_explicit(&mq->log_size, memory_order_relaxed);
+	if (end > size) {
 		struct stat sb;
 		if (fstat(mq->log_fd, &sb) < 0 || (uint64_t)sb.st_size < end)
 			return NULL;
-		atomic_store_explicit(&mq->log_size, (uint64_t)sb.st_size, memory_order_relaxed);
+		size = (uint64_t)sb.st_size;
+		atomic_store_explicit(&mq->log_size, size, memory_order_relaxed);
 	}
+	populate(mq, off, size);
 	return mq->log_map + off;
 }
 
