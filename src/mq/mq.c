@@ -626,9 +626,8 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 		mq_slot(mq, i)->sender = MQ_NONE;
 		atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(S_FREE, 0, 0, i),
 				      memory_order_relaxed);
-		atomic_store_explicit(&mq->cells[i], MQ_CELL_FULL | i, memory_order_relaxed);
 	}
-	atomic_store_explicit(&h->freer.tail, o.depth, memory_order_relaxed);
+	ipcx__mq_ring_init(mq);
 	if (o.log_path) {
 		/* Other processes open the log by this path: make it absolute. */
 		char cwd[IPCX_MQ_LOG_PATH_MAX];

@@ -304,6 +304,8 @@ IPCX_HIDDEN bool ipcx__mq_readable(ipcx_mq *mq);
 IPCX_HIDDEN bool ipcx__mq_own(ipcx_mq *mq, uint32_t i, uint64_t from, uint32_t state,
 			      uint64_t *w);
 IPCX_HIDDEN uint64_t ipcx__mq_ring_bytes(uint32_t cap_log2);
+/* Every slot in the free ring (the creator, before publication). */
+IPCX_HIDDEN void ipcx__mq_ring_init(ipcx_mq *mq);
 
 /* mq_log.c: the persistent log. */
 #define MQ_LOG_HDR 64u

@@ -31,9 +31,16 @@
  * means the indices are garbage. */
 #define MQ_SPIN_LIMIT (1u << 22)
 
+/* Where position pos's cell is: consecutive positions are spread over
+ * different cache lines (eight positions apart share one), so a sender
+ * filling the cell after the one a receiver is emptying does not take the
+ * line from under it. */
 static inline _Atomic uint64_t *cell_of(const ipcx_mq *mq, uint32_t r, uint64_t pos)
 {
-	return &mq->cells[((uint64_t)r << mq->cap_log2) + (pos & mq->cap_mask)];
+	uint64_t i = pos & mq->cap_mask;
+	if (mq->cap_log2 >= 6)
+		i = (i & 7) << (mq->cap_log2 - 3) | i >> 3;
+	return &mq->cells[((uint64_t)r << mq->cap_log2) + i];
 }
 
 static inline struct mq_ring_idx *idx_of(const ipcx_mq *mq, uint32_t r)
@@ -67,6 +74,15 @@ static inline struct mq_attach *me(ipcx_mq *mq)
 {
 	static struct mq_attach none; /* the creator, before it is attached */
 	return mq->idx < IPCX_MQ_ATTACH_MAX ? &mq->h->att[mq->idx] : &none;
+}
+
+void ipcx__mq_ring_init(ipcx_mq *mq)
+{
+	/* Not yet published: relaxed stores. */
+	for (uint32_t i = 0; i < mq->depth; i++)
+		atomic_store_explicit(cell_of(mq, MQ_RING_FREE, i), cell_full(mq, i, i),
+				      memory_order_relaxed);
+	atomic_store_explicit(&mq->h->freer.tail, mq->depth, memory_order_relaxed);
 }
 
 uint64_t ipcx__mq_ring_bytes(uint32_t cap_log2)
