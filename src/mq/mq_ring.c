@@ -327,11 +327,14 @@ void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o)
 			continue;
 		uint32_t r = (uint32_t)(in >> 56) - 1;
 		uint64_t pos = in & ((1ull << 56) - 1);
-		if (r > IPCX_MQ_PRIO_LEVELS || shared_intent(mq, o, push, in))
+		if (r > IPCX_MQ_PRIO_LEVELS)
 			continue;
 		struct mq_ring_idx *x = idx_of(mq, r);
-		/* acquire: the claim's CAS, if it happened */
+		/* acquire: the claim's CAS, if it happened, and so (read after it)
+		 * the intent its maker wrote before it */
 		uint64_t at = atomic_load_explicit(push ? &x->tail : &x->head, memory_order_acquire);
+		if (shared_intent(mq, o, push, in))
+			continue;
 		uint64_t p56 = at & ((1ull << 56) - 1);
 		_Atomic uint64_t *c = cell_of(mq, r, pos);
 		/* acquire: the cell's last store */
