@@ -448,11 +448,12 @@ static inline void prefetch_cell(ipcx_mq *mq, uint32_t r, bool push)
 	__builtin_prefetch((const void *)cell_of(mq, r, p), 1, 3);
 }
 
-static inline void prefetch_slot(ipcx_mq *mq, uint32_t i, int write)
+/* For writing: the slot a send will fill. */
+static inline void prefetch_slot(ipcx_mq *mq, uint32_t i)
 {
 	if (i < mq->depth) {
 		__builtin_prefetch(mq_slot(mq, i), 1, 3);
-		__builtin_prefetch(mq_buf(mq, i), write, 3);
+		__builtin_prefetch(mq_buf(mq, i), 1, 3);
 	}
 }
 
@@ -472,7 +473,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 		return rc < 0 ? rc : 0;
 	}
 	uint32_t i = (uint32_t)(vf & MQ_IDX_MASK);
-	prefetch_slot(mq, i, 1);
+	prefetch_slot(mq, i);
 	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_LOANED, mq->idx, 0, hf);
 	uint64_t v;
