@@ -235,6 +235,17 @@ static void write_dels(ipcx_mq *mq, const struct mq_dels *d)
 		(void)ipcx__mq_log_del_done(mq, d->seq[k], d->off[k]);
 }
 
+/* Whether slot i, whose word was w (FREE or LEVEL), is in its ring, or was
+ * popped from it meanwhile (a popper changes the word before it gives the
+ * cell back, so a word read again after the cell tells). */
+static bool in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
+{
+	if (ipcx__mq_in_ring(mq, i, w))
+		return true;
+	/* acquire: pairs with the popper's release of the cell read above */
+	return atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire) != w;
+}
+
 /* Give back (lock held) every slot that attach entries in `gone` (a bit
  * per entry) hold outside the rings:
  *  loaned     -> cancelled
@@ -260,13 +271,13 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 			continue;
 		switch (state) {
 		case S_FREE:
-			if (ipcx__mq_in_ring(mq, i, w))
+			if (in_ring(mq, i, w))
 				continue;
 			if (ipcx__mq_push(mq, MQ_RING_FREE, i)) /* a push cut short: redo it */
 				continue;
 			break;
 		case S_LEVEL:
-			if (ipcx__mq_in_ring(mq, i, w))
+			if (in_ring(mq, i, w))
 				continue;
 			/* A send cut short (the message may be half written; a
 			 * position it claimed is a skip by now): cancel it. */

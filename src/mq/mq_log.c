@@ -10,8 +10,8 @@
  *     len bytes of payload (PUT only), zero padding to 8 bytes
  *   crc is CRC32C over the first 24 header bytes and the payload.
  *
- * Writers reserve a record's offset and sequence number together under the
- * mailbox lock, then write it with one pwritev outside the lock.  A writer
+ * Writers reserve a record's offset with a CAS on the log's tail (the lock
+ * only to grow the file), then store it into the mapped file.  A writer
  * that dies or fails half-way leaves a hole (zeros or a torn record) that
  * later records follow: recovery therefore resynchronises, stepping 8 bytes
  * at a time past anything that does not check out, and cuts the file after
