@@ -104,10 +104,11 @@ static int record(const ipcx_mq_msg *m, uint32_t phase)
 		return -1;
 	struct deliv *d = &sh->d[k];
 	d->sender = x.sender;
-	d->inc = x.inc;
 	d->seq = x.seq;
 	d->redelivered = !!(m->flags & IPCX_MQ_REDELIVERED);
 	d->phase = phase;
+	/* Last: a record a kill cut short keeps inc 0, which the checks skip. */
+	__atomic_store_n(&d->inc, x.inc, __ATOMIC_RELEASE);
 	return (int)k;
 }
 
