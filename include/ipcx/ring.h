@@ -66,9 +66,12 @@ enum ipcx_ring_role {
 /* Flags of ipcx_ring_send / ipcx_ring_commit. */
 enum ipcx_ring_flags {
 	/* Do not publish yet: more messages follow.  The batch becomes visible
-	 * at the next send/commit without this flag, at ipcx_ring_flush(), or
-	 * before the producer waits for room.  Saves one shared store per
-	 * message when streaming. */
+	 * at the next send/commit without this flag, at ipcx_ring_flush(),
+	 * before the producer waits for room, and whenever 16 KiB (or a quarter
+	 * of the capacity, if less) are pending.  A streaming producer should
+	 * send with it and flush when it pauses: besides saving a shared store
+	 * per message, batches of that size keep the consumer off the lines the
+	 * producer is writing (see docs/ring.md, Tuning). */
 	IPCX_RING_MORE = 1u << 0,
 };
 

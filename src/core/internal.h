@@ -16,6 +16,7 @@
 #include <ipcx/common.h>
 
 #define IPCX_HIDDEN __attribute__((visibility("hidden")))
+#define IPCX_NOINLINE __attribute__((noinline))
 #define ipcx__likely(x) __builtin_expect(!!(x), 1)
 #define ipcx__unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -222,6 +222,24 @@ static void test_batching(void **st)
 	while (ipcx_ring_recv(p.rx, b, sizeof b, &NB) == 16)
 		got++;
 	assert_int_equal(got, sent);
+	/* Pending bytes are published once a quarter of the ring (1 KiB here)
+	 * is reached: the 43rd record of 24 bytes crosses it (a fresh ring, so
+	 * that no padding record counts). */
+	pair_close(&p);
+	pair_open(&p, 4096);
+	ipcx_ring_stats before, now;
+	assert_int_equal(ipcx_ring_stat(p.rx, &before), 0);
+	int k = 0;
+	do {
+		assert_int_equal(ipcx_ring_send(p.tx, b, sizeof b, IPCX_RING_MORE, &NB), 0);
+		k++;
+		assert_int_equal(ipcx_ring_stat(p.rx, &now), 0);
+	} while (now.sent_bytes == before.sent_bytes && k < 100);
+	assert_int_equal(k, 43);
+	assert_int_equal(now.sent_bytes - before.sent_bytes, 43 * 24);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &NB), 16);
+	assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &NB), -EAGAIN);
 	pair_close(&p);
 }
 

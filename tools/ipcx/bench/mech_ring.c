@@ -63,12 +63,12 @@ static int ring_attach(void *state, struct bench_proc *p)
 	return rc;
 }
 
-/* Streaming publishes in batches of 16 (IPCX_RING_MORE); the STOP message,
- * sent without the flag, publishes whatever is pending. */
+/* Streaming sends every message with IPCX_RING_MORE, as a streaming
+ * producer should: the ring publishes each 16 KiB; the STOP message, sent
+ * without the flag, publishes whatever is pending. */
 static unsigned send_flags(const struct bench_proc *p, uint64_t seq)
 {
-	return p->c->mode == BENCH_STREAM && seq != BENCH_SEQ_STOP && (seq & 15) ? IPCX_RING_MORE
-										 : 0;
+	return p->c->mode == BENCH_STREAM && seq != BENCH_SEQ_STOP ? IPCX_RING_MORE : 0;
 }
 
 static int ring_send(void *state, struct bench_proc *p, uint64_t seq)
