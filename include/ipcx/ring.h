@@ -34,13 +34,15 @@
  *    return -EPIPE within about 40 ms once they have to wait for room.
  *  - Before any consumer attaches, a producer may fill the ring and then
  *    waits (deadline applies); likewise a consumer waits for a producer.
+ *  - A role names its holder by pid and start time, so a dead holder whose
+ *    pid the system has given to another process is still seen dead.
  *
  * Waiting: every call that can wait takes an optional per-call policy
  * (NULL: the handle's default, see ipcx_ring_opts.wait and
  * ipcx_ring_set_wait).  See ipcx_wait in <ipcx/common.h>.  Signals do not
  * interrupt a wait.
  *
- * Layout ABI version 1: see docs/ring.md.  Everything read from the shared
+ * Layout ABI version 2: see docs/ring.md.  Everything read from the shared
  * mapping is validated: a corrupted ring yields -EBADMSG, never a crash or
  * an out-of-bounds access.
  */

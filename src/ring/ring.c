@@ -20,7 +20,7 @@
 #include "../region/region_internal.h"
 
 #define RING_MAGIC 0x31474e5258435049ull /* "IPCXRNG1" */
-#define RING_ABI 1u
+#define RING_ABI 2u
 #define REC_HDR 8u
 #define REC_MSG 0x4753u /* "SG" */
 #define REC_PAD 0x4150u /* "PA" */
@@ -38,15 +38,20 @@
 
 enum { ROLE_NONE = 0, ROLE_ATTACHED = 1, ROLE_CLOSED = 2 };
 
-/* A role slot is one word, pid in the low half and ROLE_* in the high half,
- * so taking, closing and inspecting a role are single atomic operations. */
+/* A role slot is one word: the holder's pid in bits 0-31, ROLE_* in bits
+ * 32-33, and the low 30 bits of the holder's start time (clock ticks since
+ * boot) above, so that taking, closing and inspecting a role are single
+ * atomic operations and a pid reused by another process is not mistaken
+ * for the holder. */
 struct role_slot {
 	_Atomic uint64_t word;
 };
 
-static inline uint64_t role_word(int32_t pid, uint32_t state)
+#define START_MASK ((1ull << 30) - 1)
+
+static inline uint64_t role_word(int32_t pid, uint32_t state, uint64_t start)
 {
-	return (uint64_t)state << 32 | (uint32_t)pid;
+	return (start & START_MASK) << 34 | (uint64_t)(state & 3) << 32 | (uint32_t)pid;
 }
 static inline int32_t role_pid(uint64_t w)
 {
@@ -54,7 +59,11 @@ static inline int32_t role_pid(uint64_t w)
 }
 static inline uint32_t role_state(uint64_t w)
 {
-	return (uint32_t)(w >> 32);
+	return (uint32_t)(w >> 32) & 3;
+}
+static inline uint64_t role_start(uint64_t w)
+{
+	return w >> 34;
 }
 static inline uint32_t slot_state(struct role_slot *s, memory_order mo)
 {
@@ -104,6 +113,8 @@ struct ipcx_ring {
 	int role;
 	ipcx_wait wait;
 	ipcx__peer peer;
+	uint64_t peer_word;  /* the peer's role word that `peer` watches */
+	uint64_t my_word;    /* our role word while attached */
 	/* producer */
 	uint64_t tail;       /* next write position (published or pending) */
 	uint64_t tail_pub;   /* last published tail */
@@ -178,20 +189,25 @@ static int attach_role(ipcx_ring *r)
 		return 0;
 	struct role_slot *s = my_slot(r);
 	int32_t me = (int32_t)getpid();
+	uint64_t mine = role_word(me, ROLE_ATTACHED, ipcx__proc_start(me));
 	for (int tries = 0; tries < 100; tries++) {
 		uint64_t cur = atomic_load_explicit(&s->word, memory_order_acquire);
 		if (role_state(cur) == ROLE_ATTACHED) {
 			ipcx__peer p = IPCX__PEER_INIT;
-			int alive = ipcx__peer_watch(&p, role_pid(cur)) == 0 && ipcx__peer_alive(&p);
+			int alive = ipcx__peer_watch_start(&p, role_pid(cur), role_start(cur),
+							   START_MASK) == 0 &&
+				    ipcx__peer_alive(&p);
 			ipcx__peer_release(&p);
 			if (alive)
 				return -EBUSY;
 		}
 		/* acq_rel: we take the slot from whoever held it (or nobody); a
 		 * racing attacher's CAS fails and it sees us ATTACHED and alive */
-		if (atomic_compare_exchange_strong_explicit(&s->word, &cur, role_word(me, ROLE_ATTACHED),
-							    memory_order_acq_rel, memory_order_acquire))
+		if (atomic_compare_exchange_strong_explicit(&s->word, &cur, mine, memory_order_acq_rel,
+							    memory_order_acquire)) {
+			r->my_word = mine;
 			return 0;
+		}
 	}
 	return -EBUSY;
 }
@@ -369,12 +385,13 @@ IPCX_API int ipcx_ring_close(ipcx_ring *r)
 		else
 			publish_head(r);
 		struct role_slot *s = my_slot(r);
-		int32_t me = (int32_t)getpid();
 		/* Only if we still hold it.  release: the peer that sees CLOSED
 		 * sees everything we published before. */
-		uint64_t mine = role_word(me, ROLE_ATTACHED);
-		atomic_compare_exchange_strong_explicit(&s->word, &mine, role_word(me, ROLE_CLOSED),
-							memory_order_release, memory_order_relaxed);
+		uint64_t mine = r->my_word;
+		atomic_compare_exchange_strong_explicit(
+			&s->word, &mine,
+			role_word(role_pid(mine), ROLE_CLOSED, role_start(mine)),
+			memory_order_release, memory_order_relaxed);
 		/* A sleeping peer must notice the close. */
 		if (r->role == IPCX_RING_PRODUCER)
 			wake_consumer(r);
@@ -410,9 +427,9 @@ static int peer_check(void *arg)
 		return -EPIPE;
 	if (st != ROLE_ATTACHED)
 		return 0; /* not attached yet: keep waiting (the deadline applies) */
-	int32_t pid = role_pid(w);
-	if (pid != r->peer.pid) {
-		if (ipcx__peer_watch(&r->peer, pid) == -ESRCH)
+	if (w != r->peer_word || !r->peer.pid) {
+		r->peer_word = w;
+		if (ipcx__peer_watch_start(&r->peer, role_pid(w), role_start(w), START_MASK) == -ESRCH)
 			return -EPIPE;
 	}
 	return ipcx__peer_alive(&r->peer) ? 0 : -EPIPE;
