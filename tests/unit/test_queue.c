@@ -8,6 +8,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -183,6 +186,59 @@ static void test_corrupt_header(void **st)
 	ipcx_queue_close(p);
 }
 
+/* Start time of pid in clock ticks (/proc/PID/stat field 22). */
+static uint64_t start_of(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = 0;
+	char *p = strrchr(line, ')');
+	assert_non_null(p);
+	for (int field = 2; field < 22; field++)
+		p = strchr(p + 1, ' ');
+	return strtoull(p + 1, NULL, 10);
+}
+
+/* A producer entry that names a live process by pid but with another start
+ * time is a dead producer whose pid was recycled: an empty queue with no
+ * other producer reports end of stream (-EPIPE) instead of waiting for it.
+ * The peer table's layout: docs/queue.md. */
+static void test_recycled_pid(void **st)
+{
+	(void)st;
+	ipcx_queue *p, *c;
+	assert_int_equal(ipcx_queue_create(&p, NULL, IPCX_QUEUE_PRODUCER, NULL), 0);
+	int fd = ipcx_queue_fd(p);
+	assert_int_equal(ipcx_queue_open_fd(&c, fd, IPCX_QUEUE_CONSUMER, NULL), 0);
+	pid_t child = fork();
+	if (child == 0) {
+		alarm(30); /* gone even if this test fails before it kills us */
+		pause();
+		_exit(0);
+	}
+	assert_true(child > 0);
+	ipcx_queue_close(p); /* its entry (the first) is free again */
+	fd = ipcx_queue_fd(c);
+	uint64_t start = start_of(child) & 0xffffffffu;
+	off_t entry0 = 4096 + 768;
+	uint64_t who = start << 32 | (uint32_t)child;
+	assert_int_equal(pwrite(fd, &who, 8, entry0), 8);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 100 * 1000 * 1000 };
+	char out[64];
+	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -ETIMEDOUT);
+	who = (start ^ 1) << 32 | (uint32_t)child;
+	assert_int_equal(pwrite(fd, &who, 8, entry0), 8);
+	w.timeout_ns = 5ll * 1000 * 1000 * 1000;
+	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -EPIPE);
+	kill(child, SIGKILL);
+	assert_int_equal(t_wait(child), 128 + SIGKILL);
+	ipcx_queue_close(c);
+}
+
 static void test_too_many_peers(void **st)
 {
 	(void)st;
@@ -241,7 +297,7 @@ int main(void)
 	    cmocka_unit_test(test_fill_drain),
 	    cmocka_unit_test(test_zero_copy_and_skip),
 	    cmocka_unit_test(test_corrupt_header),
-	    cmocka_unit_test(test_too_many_peers),
+	    cmocka_unit_test(test_too_many_peers), cmocka_unit_test(test_recycled_pid),
 	    cmocka_unit_test(test_fork_inherited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -372,6 +372,7 @@ static void test_recycled_pid(void **st)
 	_Atomic uint64_t *producer = (_Atomic uint64_t *)(m + 4096 + 640);
 	pid_t child = fork();
 	if (child == 0) {
+		alarm(30); /* gone even if this test fails before it kills us */
 		pause();
 		_exit(0);
 	}
