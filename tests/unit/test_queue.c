@@ -186,23 +186,6 @@ static void test_corrupt_header(void **st)
 	ipcx_queue_close(p);
 }
 
-/* Start time of pid in clock ticks (/proc/PID/stat field 22). */
-static uint64_t start_of(pid_t pid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	size_t n = fread(line, 1, sizeof line - 1, f);
-	fclose(f);
-	line[n] = 0;
-	char *p = strrchr(line, ')');
-	assert_non_null(p);
-	for (int field = 2; field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return strtoull(p + 1, NULL, 10);
-}
-
 /* A producer entry that names a live process by pid but with another start
  * time is a dead producer whose pid was recycled: an empty queue with no
  * other producer reports end of stream (-EPIPE) instead of waiting for it.
@@ -214,16 +197,11 @@ static void test_recycled_pid(void **st)
 	assert_int_equal(ipcx_queue_create(&p, NULL, IPCX_QUEUE_PRODUCER, NULL), 0);
 	int fd = ipcx_queue_fd(p);
 	assert_int_equal(ipcx_queue_open_fd(&c, fd, IPCX_QUEUE_CONSUMER, NULL), 0);
-	pid_t child = fork();
-	if (child == 0) {
-		alarm(30); /* gone even if this test fails before it kills us */
-		pause();
-		_exit(0);
-	}
-	assert_true(child > 0);
+	pid_t child = t_spawn(t_idle, NULL);
 	ipcx_queue_close(p); /* its entry (the first) is free again */
 	fd = ipcx_queue_fd(c);
-	uint64_t start = start_of(child) & 0xffffffffu;
+	assert_true(t_proc_start(child) != 0);
+	uint64_t start = t_proc_start(child) & 0xffffffffu;
 	off_t entry0 = 4096 + 768;
 	uint64_t who = start << 32 | (uint32_t)child;
 	assert_int_equal(pwrite(fd, &who, 8, entry0), 8);

@@ -340,23 +340,6 @@ static void test_named(void **st)
 	assert_int_equal(t_check_no_leaks(), 0);
 }
 
-/* Start time of pid in clock ticks (/proc/PID/stat field 22). */
-static uint64_t start_of(pid_t pid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	size_t n = fread(line, 1, sizeof line - 1, f);
-	fclose(f);
-	line[n] = 0;
-	char *p = strrchr(line, ')');
-	assert_non_null(p);
-	for (int field = 2; field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return strtoull(p + 1, NULL, 10);
-}
-
 /* A role holder that died and whose pid now names another process is dead
  * to the ring: its peer gets -EPIPE and its role can be taken over.  The
  * producer's role word (docs/ring.md: pid, state, start time) is made to
@@ -370,14 +353,9 @@ static void test_recycled_pid(void **st)
 			  ipcx_ring_fd(p.creator), 0);
 	assert_true(m != MAP_FAILED);
 	_Atomic uint64_t *producer = (_Atomic uint64_t *)(m + 4096 + 640);
-	pid_t child = fork();
-	if (child == 0) {
-		alarm(30); /* gone even if this test fails before it kills us */
-		pause();
-		_exit(0);
-	}
-	assert_true(child > 0);
-	uint64_t start = start_of(child) & ((1ull << 30) - 1);
+	pid_t child = t_spawn(t_idle, NULL);
+	assert_true(t_proc_start(child) != 0);
+	uint64_t start = t_proc_start(child) & ((1ull << 30) - 1);
 	ipcx_ring_close(p.tx); /* we stand in for the producer from here */
 	p.tx = NULL;
 	ipcx_ring *tx = NULL;
