@@ -132,7 +132,8 @@ static int in_place(const struct row *w)
 	return w->mech->in_place_from && w->size >= w->mech->in_place_from;
 }
 
-static void print_json_row(const struct row *w)
+/* rounds: the row's results in round order (k of them), for the spread. */
+static void print_json_row(const struct row *w, const struct bench_result *rounds, unsigned k)
 {
 	printf("{\"type\":\"result\",\"mech\":");
 	json_str(stdout, w->mech->name);
@@ -155,6 +156,17 @@ static void print_json_row(const struct row *w)
 	}
 	if (in_place(w))
 		printf(",\"in_place\":true");
+	if (w->r.status == BENCH_OK && k > 1) {
+		int pp = w->mode == BENCH_PINGPONG;
+		printf(",\"%s\":[", pp ? "round_p50_ns" : "round_msgs_per_s");
+		for (unsigned i = 0; i < k; i++) {
+			if (pp)
+				printf("%s%llu", i ? "," : "", (unsigned long long)rounds[i].p50);
+			else
+				printf("%s%.0f", i ? "," : "", rounds[i].msgs_per_s);
+		}
+		printf("]");
+	}
 	printf("}\n");
 	fflush(stdout);
 }
@@ -559,7 +571,7 @@ static int bench_main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (fmt == FMT_JSON)
-			print_json_row(&rows[i]);
+			print_json_row(&rows[i], &runs[(size_t)i * o.repeat], o.repeat);
 		else if (fmt == FMT_CSV)
 			print_csv_row(&rows[i]);
 	}
