@@ -158,7 +158,19 @@ typedef struct ipcx_pipe_opts {
 	ipcx_wait wait;    /* default wait; all zero: IPCX_WAIT_BLOCK, no deadline */
 	size_t max_frame;  /* largest message recv accepts; 0: 64 MiB */
 	size_t max_buffer; /* most incoming bytes buffered while sending; 0: 64 MiB */
+	uint32_t flags;    /* enum ipcx_pipe_opt_flags */
 } ipcx_pipe_opts;
+
+enum ipcx_pipe_opt_flags {
+	/* The process ignores SIGPIPE (signal(SIGPIPE, SIG_IGN)) and keeps it
+	 * ignored while the channel is open: writes then skip the two
+	 * sigprocmask calls that otherwise keep SIGPIPE from the caller (most
+	 * of the cost of a small message; see docs/pipe.md).  Checked when the
+	 * channel is opened: -EINVAL if SIGPIPE is not ignored then.  Restoring
+	 * SIGPIPE's default action later makes a write to a pipe without a
+	 * reader kill the process, as a plain write(2) would. */
+	IPCX_PIPE_SIGPIPE_IGNORED = 1u << 0,
+};
 
 /* Wrap a read end and/or a write end (either may be -1).  The channel takes
  * both fds (closed by ipcx_pipe_close, and on failure here) and makes them

@@ -41,9 +41,8 @@
  *    or died and the queue is full, sends return -EPIPE.
  *  - A handle closed with a reservation outstanding publishes it as a skip
  *    record; one closed with a peeked message releases it.
- * Liveness is judged by process id: a dead peer whose pid has been reused by
- * a new process before anyone noticed is taken for alive until that process
- * exits too.
+ * Liveness is judged by process id and start time, so a dead peer whose pid
+ * the system has given to a new process is still seen dead.
  *
  * A handle is not thread-safe: give each thread its own (ipcx_queue_open or
  * ipcx_queue_open_fd on the same object).  A handle belongs to the process

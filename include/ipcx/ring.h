@@ -34,13 +34,15 @@
  *    return -EPIPE within about 40 ms once they have to wait for room.
  *  - Before any consumer attaches, a producer may fill the ring and then
  *    waits (deadline applies); likewise a consumer waits for a producer.
+ *  - A role names its holder by pid and start time, so a dead holder whose
+ *    pid the system has given to another process is still seen dead.
  *
  * Waiting: every call that can wait takes an optional per-call policy
  * (NULL: the handle's default, see ipcx_ring_opts.wait and
  * ipcx_ring_set_wait).  See ipcx_wait in <ipcx/common.h>.  Signals do not
  * interrupt a wait.
  *
- * Layout ABI version 1: see docs/ring.md.  Everything read from the shared
+ * Layout ABI version 2: see docs/ring.md.  Everything read from the shared
  * mapping is validated: a corrupted ring yields -EBADMSG, never a crash or
  * an out-of-bounds access.
  */
@@ -66,9 +68,12 @@ enum ipcx_ring_role {
 /* Flags of ipcx_ring_send / ipcx_ring_commit. */
 enum ipcx_ring_flags {
 	/* Do not publish yet: more messages follow.  The batch becomes visible
-	 * at the next send/commit without this flag, at ipcx_ring_flush(), or
-	 * before the producer waits for room.  Saves one shared store per
-	 * message when streaming. */
+	 * at the next send/commit without this flag, at ipcx_ring_flush(),
+	 * before the producer waits for room, and whenever 16 KiB (or a quarter
+	 * of the capacity, if less) are pending.  A streaming producer should
+	 * send with it and flush when it pauses: besides saving a shared store
+	 * per message, batches of that size keep the consumer off the lines the
+	 * producer is writing (see docs/ring.md, Tuning). */
 	IPCX_RING_MORE = 1u << 0,
 };
 

@@ -111,6 +111,18 @@ int ipcx__peer_watch(ipcx__peer *p, int32_t pid)
 	return 0; /* fall back to kill(2) and /proc */
 }
 
+int ipcx__peer_watch_start(ipcx__peer *p, int32_t pid, uint64_t start, uint64_t mask)
+{
+	int rc = ipcx__peer_watch(p, pid);
+	/* The pidfd (if any) was opened first: if the start time still matches
+	 * after it, the pidfd refers to that very process. */
+	if (rc == 0 && start && (ipcx__proc_start(pid) & mask) != start) {
+		ipcx__peer_release(p);
+		return -ESRCH;
+	}
+	return rc;
+}
+
 /* Start time (clock ticks since boot, /proc/PID/stat field 22) of pid, or 0
  * if the process does not exist or is a zombie. */
 uint64_t ipcx__proc_start(int32_t pid)

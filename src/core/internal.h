@@ -16,6 +16,7 @@
 #include <ipcx/common.h>
 
 #define IPCX_HIDDEN __attribute__((visibility("hidden")))
+#define IPCX_NOINLINE __attribute__((noinline))
 #define ipcx__likely(x) __builtin_expect(!!(x), 1)
 #define ipcx__unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -98,6 +99,11 @@ typedef struct ipcx__peer {
 
 /* Start watching pid (closing any previous watch).  0 or -errno. */
 IPCX_HIDDEN int ipcx__peer_watch(ipcx__peer *p, int32_t pid);
+/* As ipcx__peer_watch, for the process that had start time `start` (the
+ * low bits kept by the caller: ipcx__proc_start(pid) & mask): -ESRCH when
+ * pid now names another process, or none -- a dead peer whose pid has been
+ * reused is not taken for alive.  start 0: unknown, as ipcx__peer_watch. */
+IPCX_HIDDEN int ipcx__peer_watch_start(ipcx__peer *p, int32_t pid, uint64_t start, uint64_t mask);
 /* 1 alive, 0 dead (or exited and not yet reaped). */
 IPCX_HIDDEN int ipcx__peer_alive(ipcx__peer *p);
 IPCX_HIDDEN void ipcx__peer_release(ipcx__peer *p);

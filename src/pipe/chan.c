@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ struct ipcx_pipe {
 	size_t in_off, in_len, in_cap;
 	uint64_t skip; /* bytes of an over-long message still to discard */
 	int werr;      /* a write error met while flushing inside recv */
+	int sig_ignored; /* IPCX_PIPE_SIGPIPE_IGNORED, checked at open */
 };
 
 /* ---- buffers -------------------------------------------------------------- */
@@ -81,7 +83,7 @@ static int flush_out(ipcx_pipe *p)
 {
 	while (p->out_len) {
 		struct iovec iov = { p->out + p->out_off, p->out_len };
-		ssize_t n = ipcx__pipe_write_nosig(p->wfd, &iov, 1, -1);
+		ssize_t n = ipcx__pipe_write_nosig(p->wfd, &iov, 1, -1, p->sig_ignored);
 		if (n < 0)
 			return errno == EAGAIN ? -EAGAIN : errno == EINTR ? 0 : -errno;
 		p->out_off += (size_t)n;
@@ -168,7 +170,7 @@ IPCX_API int ipcx_pipe_send(ipcx_pipe *p, const void *buf, size_t len, const ipc
 				size_t po = sent < FRAME_HDR ? 0 : sent - FRAME_HDR;
 				if (len > po)
 					iov[k++] = (struct iovec){ (char *)buf + po, len - po };
-				ssize_t n = ipcx__pipe_write_nosig(p->wfd, iov, k, -1);
+				ssize_t n = ipcx__pipe_write_nosig(p->wfd, iov, k, -1, p->sig_ignored);
 				if (n < 0) {
 					rc = errno == EINTR ? 0 : errno == EAGAIN ? -EAGAIN : -errno;
 					if (rc)
@@ -332,10 +334,17 @@ IPCX_API ssize_t ipcx_pipe_next_size(ipcx_pipe *p, const ipcx_wait *w)
 IPCX_API int ipcx_pipe_open(ipcx_pipe **out, int rfd, int wfd, const ipcx_pipe_opts *opts)
 {
 	int rc = 0;
-	if (!out || (rfd < 0 && wfd < 0))
+	if (!out || (rfd < 0 && wfd < 0) ||
+	    (opts && (opts->flags & ~(uint32_t)IPCX_PIPE_SIGPIPE_IGNORED)))
 		rc = -EINVAL;
 	else
 		*out = NULL;
+	if (!rc && opts && (opts->flags & IPCX_PIPE_SIGPIPE_IGNORED)) {
+		/* Trust the caller's word only as far as it is true now. */
+		struct sigaction sa;
+		if (sigaction(SIGPIPE, NULL, &sa) < 0 || sa.sa_handler != SIG_IGN)
+			rc = -EINVAL;
+	}
 	ipcx_pipe *p = rc ? NULL : calloc(1, sizeof *p);
 	if (!rc && !p)
 		rc = -ENOMEM;
@@ -356,6 +365,7 @@ IPCX_API int ipcx_pipe_open(ipcx_pipe **out, int rfd, int wfd, const ipcx_pipe_o
 	p->wait = opts && opts->wait.mode ? opts->wait : IPCX_WAIT_INIT(IPCX_WAIT_BLOCK);
 	p->max_frame = opts && opts->max_frame ? opts->max_frame : DEFAULT_LIMIT;
 	p->max_buffer = opts && opts->max_buffer ? opts->max_buffer : DEFAULT_LIMIT;
+	p->sig_ignored = opts && (opts->flags & IPCX_PIPE_SIGPIPE_IGNORED);
 	*out = p;
 	return 0;
 }

@@ -166,13 +166,16 @@ static void guard_leave(struct sigpipe_guard *g, int err)
 	errno = err;
 }
 
-ssize_t ipcx__pipe_write_nosig(int fd, const struct iovec *iov, int iovcnt, int splice_flags)
+ssize_t ipcx__pipe_write_nosig(int fd, const struct iovec *iov, int iovcnt, int splice_flags,
+			       int ignored)
 {
 	struct sigpipe_guard g;
-	guard_enter(&g);
+	if (!ignored)
+		guard_enter(&g);
 	ssize_t n = splice_flags >= 0 ? vmsplice(fd, iov, (unsigned long)iovcnt, (unsigned)splice_flags)
 				      : writev(fd, iov, iovcnt);
-	guard_leave(&g, n < 0 ? errno : 0);
+	if (!ignored)
+		guard_leave(&g, n < 0 ? errno : 0);
 	return n;
 }
 
@@ -188,7 +191,7 @@ static int write_op(void *arg)
 	struct rw_args *a = arg;
 	while (a->done < a->len) {
 		struct iovec iov = { (void *)(a->wbuf + a->done), a->len - a->done };
-		ssize_t n = ipcx__pipe_write_nosig(a->fd, &iov, 1, -1);
+		ssize_t n = ipcx__pipe_write_nosig(a->fd, &iov, 1, -1, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -9,9 +9,11 @@
 #include "../core/internal.h"
 
 /* writev (splice_flags < 0) or vmsplice (splice_flags >= 0) that never lets
- * SIGPIPE reach the caller.  Returns what the call returned, errno intact. */
+ * SIGPIPE reach the caller -- by blocking it around the call, unless
+ * `ignored` says the process ignores it already (IPCX_PIPE_SIGPIPE_IGNORED).
+ * Returns what the call returned, errno intact. */
 IPCX_HIDDEN ssize_t ipcx__pipe_write_nosig(int fd, const struct iovec *iov, int iovcnt,
-					   int splice_flags);
+					   int splice_flags, int ignored);
 
 /* One read: > 0 bytes, 0 end-of-file, -EAGAIN nothing yet (including a FIFO
  * no writer has opened), or -errno. */

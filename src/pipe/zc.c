@@ -154,7 +154,7 @@ static int splice_some(void *arg)
 		if (cap >= 0 && (size_t)cap != z->pipe_size)
 			return -EBUSY;
 		struct iovec iov = { z->buf + z->pend_off, z->pend_len };
-		ssize_t n = ipcx__pipe_write_nosig(z->wfd, &iov, 1, SPLICE_F_NONBLOCK);
+		ssize_t n = ipcx__pipe_write_nosig(z->wfd, &iov, 1, SPLICE_F_NONBLOCK, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

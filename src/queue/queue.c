@@ -10,7 +10,7 @@
 
 /* "IPCXQUE1" little-endian */
 #define QUEUE_MAGIC 0x3145555158435049ull
-#define QUEUE_ABI 1u
+#define QUEUE_ABI 2u
 /* The length of a skip record: a slot a producer claimed and never filled. */
 #define LEN_SKIP 0xffffffffu
 #define SLOT_HDR 16u
@@ -20,13 +20,12 @@
  * cleared after the slot is published (producer) or freed (consumer), so a
  * peer stuck at a position can find out who holds it. */
 struct qpeer {
-	_Atomic int32_t pid; /* 0: free */
-	uint32_t reserved;
+	_Atomic uint64_t who; /* 0: free; else the holder: pid | start time << 32 */
 	_Atomic uint64_t intent;
 	uint8_t pad[IPCX_CACHELINE - 16];
 };
 
-/* The shared layout (ABI version 1), at the start of the region's data. */
+/* The shared layout (ABI version 2), at the start of the region's data. */
 struct qshared {
 	/* Constant after creation. */
 	uint64_t magic;
@@ -90,12 +89,16 @@ static uint64_t layout_bytes(uint32_t cap, uint32_t stride)
 }
 
 /* This process's pid, cached: getpid() is a system call and the send and
- * receive paths check it.  A fork handler forgets it in the child. */
+ * receive paths check it.  A fork handler forgets it in the child.  With the
+ * low 32 bits of its start time (clock ticks since boot) it names this
+ * process in the peer table for good, since pids are recycled. */
 static _Atomic int32_t self_pid;
+static _Atomic uint64_t self_who;
 
 static void forget_pid(void)
 {
 	atomic_store_explicit(&self_pid, 0, memory_order_relaxed); /* per process */
+	atomic_store_explicit(&self_who, 0, memory_order_relaxed);
 }
 
 static void register_forget(void)
@@ -116,16 +119,36 @@ static int32_t my_pid(void)
 	return p;
 }
 
+static uint64_t who_word(int32_t pid, uint64_t start)
+{
+	return (start & 0xffffffffu) << 32 | (uint32_t)pid;
+}
+
+static uint64_t my_who(void)
+{
+	/* relaxed: as self_pid */
+	uint64_t w = atomic_load_explicit(&self_who, memory_order_relaxed);
+	if (ipcx__unlikely(w == 0)) {
+		int32_t me = my_pid();
+		w = who_word(me, ipcx__proc_start(me));
+		atomic_store_explicit(&self_who, w, memory_order_relaxed);
+	}
+	return w;
+}
+
 /* ---- liveness and the peer table ---------------------------------------- */
 
-static bool pid_alive(int32_t pid)
+/* Is the holder named by a peer-table word alive?  A word with our pid but
+ * another start time names a process that had our pid before us. */
+static bool who_alive(uint64_t who)
 {
+	int32_t pid = (int32_t)(uint32_t)who;
 	if (pid <= 0)
 		return false;
 	if (pid == my_pid())
-		return true;
+		return who == my_who();
 	ipcx__peer p = IPCX__PEER_INIT;
-	if (ipcx__peer_watch(&p, pid) == -ESRCH)
+	if (ipcx__peer_watch_start(&p, pid, who >> 32, 0xffffffffu) == -ESRCH)
 		return false;
 	bool alive = ipcx__peer_alive(&p);
 	ipcx__peer_release(&p);
@@ -141,8 +164,8 @@ static int claimant(struct qpeer *t, uint64_t pos)
 		/* acquire: a cleared intent comes with the slot update before it */
 		if (atomic_load_explicit(&t[i].intent, memory_order_acquire) != pos + 1)
 			continue;
-		/* relaxed: a pid is a hint checked against the kernel, orders nothing */
-		if (pid_alive(atomic_load_explicit(&t[i].pid, memory_order_relaxed)))
+		/* relaxed: a holder is a hint checked against the kernel, orders nothing */
+		if (who_alive(atomic_load_explicit(&t[i].who, memory_order_relaxed)))
 			return 1;
 		found = 0;
 	}
@@ -154,7 +177,7 @@ static unsigned live_peers(struct qpeer *t)
 	unsigned n = 0;
 	for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++)
 		/* relaxed: as in claimant() */
-		n += pid_alive(atomic_load_explicit(&t[i].pid, memory_order_relaxed));
+		n += who_alive(atomic_load_explicit(&t[i].who, memory_order_relaxed));
 	return n;
 }
 
@@ -162,12 +185,12 @@ static unsigned live_peers(struct qpeer *t)
  * position the queue has moved past. */
 static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint64_t lag)
 {
-	int32_t me = my_pid();
+	uint64_t me = my_who();
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++) {
 			/* relaxed: the CAS below decides; this only skips busy entries */
-			int32_t pid = atomic_load_explicit(&t[i].pid, memory_order_relaxed);
-			if (pass == 0 ? pid != 0 : pid == 0 || pid_alive(pid))
+			uint64_t who = atomic_load_explicit(&t[i].who, memory_order_relaxed);
+			if (pass == 0 ? who != 0 : who == 0 || who_alive(who))
 				continue;
 			/* acquire (both): a claim we judge stale must really be past */
 			uint64_t in = atomic_load_explicit(&t[i].intent, memory_order_acquire);
@@ -175,7 +198,7 @@ static struct qpeer *peer_register(struct qpeer *t, _Atomic uint64_t *past, uint
 				continue;
 			/* relaxed: the entry carries no data until we write intent */
 			if (atomic_compare_exchange_strong_explicit(
-				&t[i].pid, &pid, me, memory_order_relaxed, memory_order_relaxed)) {
+				&t[i].who, &who, me, memory_order_relaxed, memory_order_relaxed)) {
 				/* relaxed: published by our first claim's CAS */
 				atomic_store_explicit(&t[i].intent, 0, memory_order_relaxed);
 				return &t[i];
@@ -449,7 +472,7 @@ static int attach(ipcx_queue **out, ipcx_region *r, uint32_t role, const ipcx_wa
 		q->me_cons = peer_register(s->cons, &s->tail, cap);
 		if (!q->me_cons) {
 			if (q->me_prod)
-				atomic_store_explicit(&q->me_prod->pid, 0,
+				atomic_store_explicit(&q->me_prod->who, 0,
 						      memory_order_release); /* as close */
 			free(q);
 			return -EUSERS;
@@ -552,9 +575,9 @@ IPCX_API int ipcx_queue_close(ipcx_queue *q)
 		free_slot(q, q->peek_pos);
 	/* release: our last slot updates before the entry reads free */
 	if (q->me_prod)
-		atomic_store_explicit(&q->me_prod->pid, 0, memory_order_release);
+		atomic_store_explicit(&q->me_prod->who, 0, memory_order_release);
 	if (q->me_cons)
-		atomic_store_explicit(&q->me_cons->pid, 0, memory_order_release); /* as above */
+		atomic_store_explicit(&q->me_cons->who, 0, memory_order_release); /* as above */
 	/* Someone waiting may now have nobody left: let it look. */
 	ipcx__wake(&q->s->not_empty.seq, &q->s->not_empty.sleepers);
 	ipcx__wake(&q->s->not_full.seq, &q->s->not_full.sleepers);
@@ -690,8 +713,8 @@ IPCX_API int ipcx_queue_stat(const ipcx_queue *q, ipcx_queue_stats *st)
 	uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
 	st->depth = (int64_t)(tail - head) > 0 ? tail - head : 0;
 	for (unsigned i = 0; i < IPCX_QUEUE_MAX_PEERS; i++) {
-		st->producers += atomic_load_explicit(&s->prod[i].pid, memory_order_relaxed) != 0;
-		st->consumers += atomic_load_explicit(&s->cons[i].pid, memory_order_relaxed) != 0;
+		st->producers += atomic_load_explicit(&s->prod[i].who, memory_order_relaxed) != 0;
+		st->consumers += atomic_load_explicit(&s->cons[i].who, memory_order_relaxed) != 0;
 	}
 	st->skipped = atomic_load_explicit(&s->stats.skipped, memory_order_relaxed);
 	st->lost = atomic_load_explicit(&s->stats.lost, memory_order_relaxed);

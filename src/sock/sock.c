@@ -471,11 +471,16 @@ static int listen_at(ipcx_listener **out, const char *name, const ipcx_sock_opts
 		return rc;
 	/* Bind under a temporary name, set the mode, then rename into place
 	 * without replacing: the endpoint never exists with the umask's mode,
-	 * and two listeners cannot both win the name. */
+	 * and two listeners cannot both win the name.  The temporary name is
+	 * short (so any endpoint name that fits has room for it), unique per
+	 * process and call, and holds a '~', which endpoint names cannot. */
+	static _Atomic unsigned tmp_seq;
 	tmp = sa;
 	char *slash = strrchr(tmp.sun_path, '/');
-	if (snprintf(slash + 1, sizeof tmp.sun_path - (size_t)(slash + 1 - tmp.sun_path),
-		     ".tmp.%d.%s", (int)getpid(), name) >= (int)sizeof tmp.sun_path - (slash + 1 - tmp.sun_path))
+	size_t room = sizeof tmp.sun_path - (size_t)(slash + 1 - tmp.sun_path);
+	/* relaxed: only uniqueness matters */
+	unsigned seq = atomic_fetch_add_explicit(&tmp_seq, 1, memory_order_relaxed);
+	if ((size_t)snprintf(slash + 1, room, ".~%x.%x", (unsigned)getpid(), seq) >= room)
 		return -ENAMETOOLONG;
 	ipcx_listener *l = calloc(1, sizeof *l);
 	if (!l)

@@ -30,6 +30,18 @@ assert len(rows) == 2 and all(r['status'] == 'ok' for r in rows), rows
 " || fail "bad CSV"
 "$ipcx" bench --mech floor --size 64 --mode pingpong --seconds 0.05 | grep -q "^floor .*64 B" ||
 	fail "table"
+# --repeat: the median of the rounds, and every round's figure beside it;
+# in-place rows say so.
+"$ipcx" bench --mech floor,ipcx-ring-zerocopy --size 64 --seconds 0.05 --repeat 3 --json | python3 -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin][1:]
+assert len(rows) == 4, rows
+for r in rows:
+    k = 'round_p50_ns' if r['mode'] == 'pingpong' else 'round_msgs_per_s'
+    v = r[k]
+    assert len(v) == 3 and sorted(v)[1] == r[k.replace('round_', '')], r
+    assert r.get('in_place', False) == (r['mech'] == 'ipcx-ring-zerocopy'), r
+" || fail "rounds or in_place"
 # Too-small messages cannot carry the check stamp: skipped with the reason.
 "$ipcx" bench --mech floor --size 8 --seconds 0.05 --json | grep -q '"status":"skipped","reason":"messages under' ||
 	fail "no skip reason"

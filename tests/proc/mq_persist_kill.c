@@ -39,7 +39,7 @@ struct deliv {
 	uint64_t seq;
 	uint32_t redelivered, phase;
 	_Atomic uint32_t released;
-	uint32_t pad;
+	_Atomic uint32_t written; /* set last: the fields above are complete */
 };
 
 struct shared {
@@ -104,11 +104,11 @@ static int record(const ipcx_mq_msg *m, uint32_t phase)
 		return -1;
 	struct deliv *d = &sh->d[k];
 	d->sender = x.sender;
+	d->inc = x.inc;
 	d->seq = x.seq;
 	d->redelivered = !!(m->flags & IPCX_MQ_REDELIVERED);
 	d->phase = phase;
-	/* Last: a record a kill cut short keeps inc 0, which the checks skip. */
-	__atomic_store_n(&d->inc, x.inc, __ATOMIC_RELEASE);
+	atomic_store(&d->written, 1);
 	return (int)k;
 }
 
@@ -149,9 +149,9 @@ static int check(void)
 	uint32_t last_inc[SENDERS] = { 0 };
 	for (uint32_t k = 0; k < n; k++) {
 		struct deliv *d = &sh->d[k];
-		/* inc 0: a receiver killed while writing this record (it had not
-		 * released the message, so it was redelivered) */
-		if (d->redelivered || d->phase == 2 || d->inc == 0)
+		/* Not written: a receiver killed while writing this record (it had
+		 * not released the message, so it was redelivered). */
+		if (!atomic_load(&d->written) || d->redelivered || d->phase == 2)
 			continue;
 		if (d->inc < last_inc[d->sender] ||
 		    (d->inc == last_inc[d->sender] && d->seq < last_seq[d->sender])) {
@@ -175,7 +175,7 @@ static int check(void)
 		struct deliv *p = NULL;
 		for (uint32_t k = 0; k < n; k++) {
 			struct deliv *d = &sorted[k];
-			if (d->sender != s || d->inc == 0)
+			if (!atomic_load(&d->written) || d->sender != s)
 				continue;
 			if (d->seq > want && want < acked) {
 				fprintf(stderr, "sender %u: acknowledged seq %llu lost\n", s,

@@ -33,10 +33,13 @@ static int idle_consumer(void *arg)
 	double used = cpu_seconds() - c0;
 	printf("%s: %.1f ms of CPU over a 1 s wait\n", mode == IPCX_WAIT_SPIN ? "spin" : "adaptive",
 	       used * 1e3);
+	/* A spinner yields its CPU to anything runnable, so on a loaded machine
+	 * it gets less than a whole CPU (0.24 s seen): the bounds stay an order
+	 * of magnitude apart from what each policy uses when idle. */
 	if (mode == IPCX_WAIT_ADAPTIVE)
-		T_CHECK(used < 0.1);
+		T_CHECK(used < 0.05);
 	else
-		T_CHECK(used > 0.3);
+		T_CHECK(used > 0.1);
 	return 0;
 }
 

@@ -89,6 +89,24 @@ static void test_sigpipe(void **st)
 	assert_int_equal(ipcx_pipe_recv(a, &c, 1, NULL), -EPIPE);
 	ipcx_pipe_close(a);
 	close(p[1]);
+	/* IPCX_PIPE_SIGPIPE_IGNORED: refused unless SIGPIPE is ignored... */
+	ipcx_pipe_opts o = { .flags = IPCX_PIPE_SIGPIPE_IGNORED };
+	a = b = (ipcx_pipe *)1;
+	assert_int_equal(ipcx_pipe_duplex(&a, &b, &o), -EINVAL);
+	assert_null(a);
+	assert_null(b);
+	ipcx_pipe_opts bad = { .flags = 1u << 5 };
+	assert_int_equal(ipcx_pipe_duplex(&a, &b, &bad), -EINVAL);
+	/* ...and with it ignored, writes skip the mask and still say -EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(ipcx_pipe_duplex(&a, &b, &o), 0);
+	assert_int_equal(ipcx_pipe_send(a, "z", 1, NULL), 0);
+	assert_int_equal(ipcx_pipe_recv(b, &c, 1, NULL), 1);
+	assert_int_equal(c, 'z');
+	ipcx_pipe_close(b);
+	assert_int_equal(ipcx_pipe_send(a, "z", 1, NULL), -EPIPE);
+	ipcx_pipe_close(a);
+	signal(SIGPIPE, SIG_DFL);
 }
 
 static void test_read_write_waits(void **st)

@@ -8,6 +8,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -183,6 +186,37 @@ static void test_corrupt_header(void **st)
 	ipcx_queue_close(p);
 }
 
+/* A producer entry that names a live process by pid but with another start
+ * time is a dead producer whose pid was recycled: an empty queue with no
+ * other producer reports end of stream (-EPIPE) instead of waiting for it.
+ * The peer table's layout: docs/queue.md. */
+static void test_recycled_pid(void **st)
+{
+	(void)st;
+	ipcx_queue *p, *c;
+	assert_int_equal(ipcx_queue_create(&p, NULL, IPCX_QUEUE_PRODUCER, NULL), 0);
+	int fd = ipcx_queue_fd(p);
+	assert_int_equal(ipcx_queue_open_fd(&c, fd, IPCX_QUEUE_CONSUMER, NULL), 0);
+	pid_t child = t_spawn(t_idle, NULL);
+	ipcx_queue_close(p); /* its entry (the first) is free again */
+	fd = ipcx_queue_fd(c);
+	assert_true(t_proc_start(child) != 0);
+	uint64_t start = t_proc_start(child) & 0xffffffffu;
+	off_t entry0 = 4096 + 768;
+	uint64_t who = start << 32 | (uint32_t)child;
+	assert_int_equal(pwrite(fd, &who, 8, entry0), 8);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 100 * 1000 * 1000 };
+	char out[64];
+	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -ETIMEDOUT);
+	who = (start ^ 1) << 32 | (uint32_t)child;
+	assert_int_equal(pwrite(fd, &who, 8, entry0), 8);
+	w.timeout_ns = 5ll * 1000 * 1000 * 1000;
+	assert_int_equal(ipcx_queue_recv(c, out, sizeof out, &w), -EPIPE);
+	kill(child, SIGKILL);
+	assert_int_equal(t_wait(child), 128 + SIGKILL);
+	ipcx_queue_close(c);
+}
+
 static void test_too_many_peers(void **st)
 {
 	(void)st;
@@ -241,7 +275,7 @@ int main(void)
 	    cmocka_unit_test(test_fill_drain),
 	    cmocka_unit_test(test_zero_copy_and_skip),
 	    cmocka_unit_test(test_corrupt_header),
-	    cmocka_unit_test(test_too_many_peers),
+	    cmocka_unit_test(test_too_many_peers), cmocka_unit_test(test_recycled_pid),
 	    cmocka_unit_test(test_fork_inherited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -222,6 +226,24 @@ static void test_batching(void **st)
 	while (ipcx_ring_recv(p.rx, b, sizeof b, &NB) == 16)
 		got++;
 	assert_int_equal(got, sent);
+	/* Pending bytes are published once a quarter of the ring (1 KiB here)
+	 * is reached: the 43rd record of 24 bytes crosses it (a fresh ring, so
+	 * that no padding record counts). */
+	pair_close(&p);
+	pair_open(&p, 4096);
+	ipcx_ring_stats before, now;
+	assert_int_equal(ipcx_ring_stat(p.rx, &before), 0);
+	int k = 0;
+	do {
+		assert_int_equal(ipcx_ring_send(p.tx, b, sizeof b, IPCX_RING_MORE, &NB), 0);
+		k++;
+		assert_int_equal(ipcx_ring_stat(p.rx, &now), 0);
+	} while (now.sent_bytes == before.sent_bytes && k < 100);
+	assert_int_equal(k, 43);
+	assert_int_equal(now.sent_bytes - before.sent_bytes, 43 * 24);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &NB), 16);
+	assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &NB), -EAGAIN);
 	pair_close(&p);
 }
 
@@ -318,6 +340,46 @@ static void test_named(void **st)
 	assert_int_equal(t_check_no_leaks(), 0);
 }
 
+/* A role holder that died and whose pid now names another process is dead
+ * to the ring: its peer gets -EPIPE and its role can be taken over.  The
+ * producer's role word (docs/ring.md: pid, state, start time) is made to
+ * name a live child with the wrong start time, as a recycled pid would. */
+static void test_recycled_pid(void **st)
+{
+	(void)st;
+	struct pair p;
+	pair_open(&p, 4096);
+	uint8_t *m = mmap(NULL, 4096 + 1024, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  ipcx_ring_fd(p.creator), 0);
+	assert_true(m != MAP_FAILED);
+	_Atomic uint64_t *producer = (_Atomic uint64_t *)(m + 4096 + 640);
+	pid_t child = t_spawn(t_idle, NULL);
+	assert_true(t_proc_start(child) != 0);
+	uint64_t start = t_proc_start(child) & ((1ull << 30) - 1);
+	ipcx_ring_close(p.tx); /* we stand in for the producer from here */
+	p.tx = NULL;
+	ipcx_ring *tx = NULL;
+	/* The right start time: the child holds the role. */
+	atomic_store(producer, start << 34 | 1ull << 32 | (uint32_t)child);
+	assert_int_equal(ipcx_ring_open_fd(&tx, ipcx_ring_fd(p.creator), IPCX_RING_PRODUCER, NULL),
+			 -EBUSY);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 200 * 1000 * 1000 };
+	uint8_t b[8];
+	assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &w), -ETIMEDOUT);
+	/* Another start time: the pid was recycled, the holder is gone. */
+	atomic_store(producer, (start ^ 1) << 34 | 1ull << 32 | (uint32_t)child);
+	w.timeout_ns = 5ll * 1000 * 1000 * 1000;
+	assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &w), -EPIPE);
+	assert_int_equal(ipcx_ring_open_fd(&tx, ipcx_ring_fd(p.creator), IPCX_RING_PRODUCER, NULL), 0);
+	assert_int_equal(ipcx_ring_send(tx, "ok", 2, 0, &NB), 0);
+	assert_int_equal(ipcx_ring_recv(p.rx, b, sizeof b, &NB), 2);
+	ipcx_ring_close(tx);
+	kill(child, SIGKILL);
+	assert_int_equal(t_wait(child), 128 + SIGKILL);
+	munmap(m, 4096 + 1024);
+	pair_close(&p);
+}
+
 /* Damage the shared state through a second mapping of the object. */
 static void test_corruption(void **st)
 {
@@ -356,7 +418,7 @@ static void test_corruption(void **st)
 	cap = 3000; /* not a power of two */
 	memcpy(h + 16, &cap, 8);
 	assert_int_equal(ipcx_ring_open_fd(&r, ipcx_ring_fd(p.creator), IPCX_RING_NOROLE, NULL), -EBADMSG);
-	uint32_t abi = 2;
+	uint32_t abi = 1; /* the previous layout */
 	cap = 4096;
 	memcpy(h + 16, &cap, 8);
 	memcpy(h + 8, &abi, 4);
@@ -379,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_small_buffer_keeps_message), cmocka_unit_test(test_batching),
 		cmocka_unit_test(test_close_semantics),    cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_named),		   cmocka_unit_test(test_corruption),
+		cmocka_unit_test(test_recycled_pid),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (t_count_fds() != fds) {

@@ -308,6 +308,38 @@ static int child_by_pid(void *arg)
 	return 0;
 }
 
+/* An endpoint whose path takes all of sun_path (107 bytes and the NUL) can
+ * be listened on and connected to; one byte more is -ENAMETOOLONG. */
+static void test_longest_name(void **st)
+{
+	(void)st;
+	char dir[64];
+	snprintf(dir, sizeof dir, "/tmp/ipcx-t%d-long", (int)getpid());
+	assert_int_equal(mkdir(dir, 0700), 0);
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1 - strlen(dir) - 1;
+	char name[128];
+	memset(name, 'n', max + 1);
+	name[max + 1] = 0;
+	ipcx_sock_opts o = { .dir = dir };
+	ipcx_listener *l;
+	assert_int_equal(ipcx_listen(&l, name, &o), -ENAMETOOLONG);
+	name[max] = 0;
+	assert_int_equal(ipcx_listen(&l, name, &o), 0);
+	assert_int_equal(strlen(ipcx_listener_path(l)), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	ipcx_sock *srv = NULL;
+	ipcx_wait quick = { .mode = IPCX_WAIT_BLOCK, .timeout_ns = 2000000000 };
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipcx_sock *cc;
+		_exit(ipcx_connect(&cc, name, &o, &quick) == 0 ? 0 : 1);
+	}
+	assert_int_equal(ipcx_accept(l, &srv, &quick), 0);
+	assert_int_equal(t_wait(pid), 0);
+	ipcx_sock_close(srv);
+	assert_int_equal(ipcx_listener_close(l), 0);
+	assert_int_equal(rmdir(dir), 0); /* nothing left behind, the temporary name included */
+}
+
 static void test_connect_by_pid(void **st)
 {
 	(void)st;
@@ -382,7 +414,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pair_messages),	cmocka_unit_test(test_fd_passing),
 		cmocka_unit_test(test_region_passing),	cmocka_unit_test(test_foreign_messages),
-		cmocka_unit_test(test_listen_connect),	cmocka_unit_test(test_connect_by_pid),
+		cmocka_unit_test(test_listen_connect),	cmocka_unit_test(test_longest_name), cmocka_unit_test(test_connect_by_pid),
 		cmocka_unit_test(test_policy_callback),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

@@ -50,6 +50,12 @@ int t_check_no_leaks(void);
 pid_t t_spawn(int (*fn)(void *), void *arg);
 /* waitpid; returns the exit status, 128+sig if signalled, -1 on error. */
 int t_wait(pid_t pid);
+/* A t_spawn body that just waits to be killed (and exits by itself after
+ * 30 s, so a failing test leaves nothing behind for long). */
+int t_idle(void *arg);
+/* Start time of pid in clock ticks since boot (/proc/PID/stat field 22),
+ * 0 if it cannot be read. */
+uint64_t t_proc_start(pid_t pid);
 
 /* Monotonic time in ns. */
 uint64_t t_now_ns(void);

@@ -1,4 +1,4 @@
-/* Admin commands: ls, stat, rm for every ipcx object, and ring send/recv. */
+/* Admin commands: ls, stat, rm for every ipcx object; ring and queue create/send/recv. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -137,6 +137,22 @@ static int stat_main(int argc, char **argv)
 		       pid_state(s.producer_pid), states[s.consumer_state % 3], s.consumer_pid,
 		       pid_state(s.consumer_pid));
 	}
+	if (info.kind == IPCX_KIND_QUEUE) {
+		ipcx_queue *q;
+		ipcx_queue_stats s;
+		rc = ipcx_queue_open(&q, argv[1], 0, NULL);
+		if (!rc)
+			rc = ipcx_queue_stat(q, &s);
+		ipcx_queue_close(q);
+		if (rc) {
+			fprintf(stderr, "ipcx stat: %s: queue: %s\n", argv[1], ipcx_strerror(rc));
+			return CLI_FAIL;
+		}
+		printf("slots:       %u\nmax message: %u\nqueued:      %llu\n"
+		       "producers:   %u\nconsumers:   %u\nskipped:     %llu\nlost:        %llu\n",
+		       s.capacity, s.msg_max, (unsigned long long)s.depth, s.producers, s.consumers,
+		       (unsigned long long)s.skipped, (unsigned long long)s.lost);
+	}
 	return CLI_OK;
 }
 
@@ -167,35 +183,128 @@ static int rm_main(int argc, char **argv)
 	return status;
 }
 
-static int ring_main(int argc, char **argv)
+/* ---- ring and queue: create, send, recv ----------------------------------
+ * One command shape for both channel kinds; the table says how each is
+ * created, opened and used. */
+struct chan_kind {
+	const char *kind;  /* "ring" or "queue" */
+	const char *usage;
+	/* size: ring capacity or queue slots (0: default); msg: queue msg_max */
+	int (*create)(void **h, const char *name, unsigned long long size, unsigned long long msg);
+	int (*open)(void **h, const char *name, int consumer, const ipcx_wait *w);
+	int (*send)(void *h, const void *buf, size_t len);
+	ssize_t (*recv)(void *h, void *buf, size_t cap);
+	size_t (*max_msg)(const void *h);
+	void (*close)(void *h);
+};
+
+static int ring_create_k(void **h, const char *name, unsigned long long size, unsigned long long msg)
 {
-	const char *usage = "ipcx ring create NAME [CAPACITY]\n"
-			    "       ipcx ring send NAME TEXT...   (one message per argument)\n"
-			    "       ipcx ring recv NAME [--timeout MS] [--count N]";
-	if (want_help(argc, argv, usage))
+	(void)msg;
+	ipcx_ring_opts o = { .capacity = (size_t)size };
+	int rc = ipcx_ring_create((ipcx_ring **)h, name, &o, IPCX_RING_NOROLE);
+	if (!rc)
+		printf("created ring %s: %zu bytes, messages up to %zu bytes\n", name,
+		       size ? (size_t)size : (size_t)1 << 20, ipcx_ring_max_msg(*h));
+	return rc;
+}
+static int ring_open_k(void **h, const char *name, int consumer, const ipcx_wait *w)
+{
+	return ipcx_ring_open((ipcx_ring **)h, name,
+			      consumer ? IPCX_RING_CONSUMER : IPCX_RING_PRODUCER, w);
+}
+static int ring_send_k(void *h, const void *buf, size_t len)
+{
+	return ipcx_ring_send(h, buf, len, 0, NULL);
+}
+static ssize_t ring_recv_k(void *h, void *buf, size_t cap)
+{
+	return ipcx_ring_recv(h, buf, cap, NULL);
+}
+static size_t ring_max_k(const void *h)
+{
+	return ipcx_ring_max_msg(h);
+}
+static void ring_close_k(void *h)
+{
+	ipcx_ring_close(h);
+}
+
+static int queue_create_k(void **h, const char *name, unsigned long long size,
+			  unsigned long long msg)
+{
+	if (size > UINT32_MAX || msg > UINT32_MAX)
+		return -EINVAL;
+	ipcx_queue_opts o = { .capacity = (uint32_t)size, .msg_max = (uint32_t)msg };
+	int rc = ipcx_queue_create((ipcx_queue **)h, name, 0, &o);
+	if (!rc) {
+		ipcx_queue_stats st;
+		ipcx_queue_stat(*h, &st);
+		printf("created queue %s: %u slots, messages up to %u bytes\n", name, st.capacity,
+		       st.msg_max);
+	}
+	return rc;
+}
+static int queue_open_k(void **h, const char *name, int consumer, const ipcx_wait *w)
+{
+	return ipcx_queue_open((ipcx_queue **)h, name,
+			       consumer ? IPCX_QUEUE_CONSUMER : IPCX_QUEUE_PRODUCER, w);
+}
+static int queue_send_k(void *h, const void *buf, size_t len)
+{
+	return ipcx_queue_send(h, buf, len, NULL);
+}
+static ssize_t queue_recv_k(void *h, void *buf, size_t cap)
+{
+	return ipcx_queue_recv(h, buf, cap, NULL);
+}
+static size_t queue_max_k(const void *h)
+{
+	return ipcx_queue_msg_max(h);
+}
+static void queue_close_k(void *h)
+{
+	ipcx_queue_close(h);
+}
+
+static const struct chan_kind ring_kind = {
+	"ring",
+	"ipcx ring create NAME [CAPACITY]\n"
+	"       ipcx ring send NAME TEXT...   (one message per argument)\n"
+	"       ipcx ring recv NAME [--timeout MS] [--count N]",
+	ring_create_k, ring_open_k, ring_send_k, ring_recv_k, ring_max_k, ring_close_k,
+};
+static const struct chan_kind queue_kind = {
+	"queue",
+	"ipcx queue create NAME [SLOTS [MSG_MAX]]\n"
+	"       ipcx queue send NAME TEXT...   (one message per argument)\n"
+	"       ipcx queue recv NAME [--timeout MS] [--count N]",
+	queue_create_k, queue_open_k, queue_send_k, queue_recv_k, queue_max_k, queue_close_k,
+};
+
+static int chan_main(const struct chan_kind *k, int argc, char **argv)
+{
+	if (want_help(argc, argv, k->usage))
 		return CLI_OK;
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s\n", usage);
+		fprintf(stderr, "usage: %s\n", k->usage);
 		return CLI_USAGE;
 	}
 	const char *verb = argv[1], *name = argv[2];
-	ipcx_ring *r = NULL;
+	void *h = NULL;
 	int rc;
 	if (!strcmp(verb, "create")) {
-		unsigned long long cap = 0;
-		if (argc > 3 && cli_parse_size(argv[3], &cap)) {
-			fprintf(stderr, "ipcx ring: bad capacity '%s'\n", argv[3]);
-			return CLI_USAGE;
-		}
-		ipcx_ring_opts o = { .capacity = (size_t)cap };
-		rc = ipcx_ring_create(&r, name, &o, IPCX_RING_NOROLE);
-		if (!rc)
-			printf("created ring %s: %zu bytes, messages up to %zu bytes\n", name,
-			       (size_t)cap ? (size_t)cap : (size_t)1 << 20, ipcx_ring_max_msg(r));
+		unsigned long long size[2] = { 0, 0 };
+		for (int i = 3; i < argc && i < 5; i++)
+			if (cli_parse_size(argv[i], &size[i - 3])) {
+				fprintf(stderr, "ipcx %s: bad size '%s'\n", k->kind, argv[i]);
+				return CLI_USAGE;
+			}
+		rc = k->create(&h, name, size[0], size[1]);
 	} else if (!strcmp(verb, "send")) {
-		rc = ipcx_ring_open(&r, name, IPCX_RING_PRODUCER, NULL);
+		rc = k->open(&h, name, 0, NULL);
 		for (int i = 3; !rc && i < argc; i++)
-			rc = ipcx_ring_send(r, argv[i], strlen(argv[i]), 0, NULL);
+			rc = k->send(h, argv[i], strlen(argv[i]));
 	} else if (!strcmp(verb, "recv")) {
 		long timeout_ms = 0, count = 0;
 		for (int i = 3; i + 1 < argc; i += 2) {
@@ -205,10 +314,11 @@ static int ring_main(int argc, char **argv)
 				count = strtol(argv[i + 1], NULL, 10);
 		}
 		ipcx_wait w = { IPCX_WAIT_BLOCK, 0, timeout_ms * 1000000ll };
-		rc = ipcx_ring_open(&r, name, IPCX_RING_CONSUMER, &w);
-		char *buf = rc ? NULL : malloc(ipcx_ring_max_msg(r) + 1);
+		rc = k->open(&h, name, 1, &w);
+		size_t cap = rc ? 0 : k->max_msg(h);
+		char *buf = rc ? NULL : malloc(cap + 1);
 		for (long n = 0; !rc && buf && (!count || n < count); n++) {
-			ssize_t len = ipcx_ring_recv(r, buf, ipcx_ring_max_msg(r), NULL);
+			ssize_t len = k->recv(h, buf, cap);
 			if (len < 0) {
 				/* Nothing more within the time allowed is the normal end. */
 				rc = (len == -ETIMEDOUT || len == -EPIPE) && n > 0 ? 0 : (int)len;
@@ -219,15 +329,26 @@ static int ring_main(int argc, char **argv)
 		}
 		free(buf);
 	} else {
-		fprintf(stderr, "usage: %s\n", usage);
+		fprintf(stderr, "usage: %s\n", k->usage);
 		return CLI_USAGE;
 	}
-	ipcx_ring_close(r);
+	if (h)
+		k->close(h);
 	if (rc) {
-		fprintf(stderr, "ipcx ring %s: %s: %s\n", verb, name, ipcx_strerror(rc));
+		fprintf(stderr, "ipcx %s %s: %s: %s\n", k->kind, verb, name, ipcx_strerror(rc));
 		return CLI_FAIL;
 	}
 	return CLI_OK;
+}
+
+static int ring_main(int argc, char **argv)
+{
+	return chan_main(&ring_kind, argc, argv);
+}
+
+static int queue_main(int argc, char **argv)
+{
+	return chan_main(&queue_kind, argc, argv);
 }
 
 static const struct cli_command ls_cmd = { "ls", "[--json]", "list ipcx objects", ls_main };
@@ -236,7 +357,11 @@ static const struct cli_command stat_cmd = { "stat", "NAME", "show an object's h
 static const struct cli_command rm_cmd = { "rm", "NAME...", "remove objects", rm_main };
 static const struct cli_command ring_cmd = { "ring", "create|send|recv NAME ...",
 					     "create a ring, send to it, receive from it", ring_main };
+static const struct cli_command queue_cmd = { "queue", "create|send|recv NAME ...",
+					      "create a queue, send to it, receive from it",
+					      queue_main };
 CLI_COMMAND(ls_cmd)
 CLI_COMMAND(stat_cmd)
 CLI_COMMAND(rm_cmd)
 CLI_COMMAND(ring_cmd)
+CLI_COMMAND(queue_cmd)

@@ -127,7 +127,13 @@ static const struct row *find_row(const struct row *rows, unsigned n, const char
 	return NULL;
 }
 
-static void print_json_row(const struct row *w)
+static int in_place(const struct row *w)
+{
+	return w->mech->in_place_from && w->size >= w->mech->in_place_from;
+}
+
+/* rounds: the row's results in round order (k of them), for the spread. */
+static void print_json_row(const struct row *w, const struct bench_result *rounds, unsigned k)
 {
 	printf("{\"type\":\"result\",\"mech\":");
 	json_str(stdout, w->mech->name);
@@ -147,6 +153,19 @@ static void print_json_row(const struct row *w)
 		       "\"cpu_ns_per_msg\":%.1f",
 		       (unsigned long long)w->r.samples, w->r.msgs_per_s, w->r.mib_per_s,
 		       w->r.csw_per_msg, w->r.cpu_ns_per_msg);
+	}
+	if (in_place(w))
+		printf(",\"in_place\":true");
+	if (w->r.status == BENCH_OK && k > 1) {
+		int pp = w->mode == BENCH_PINGPONG;
+		printf(",\"%s\":[", pp ? "round_p50_ns" : "round_msgs_per_s");
+		for (unsigned i = 0; i < k; i++) {
+			if (pp)
+				printf("%s%llu", i ? "," : "", (unsigned long long)rounds[i].p50);
+			else
+				printf("%s%.0f", i ? "," : "", rounds[i].msgs_per_s);
+		}
+		printf("]");
 	}
 	printf("}\n");
 	fflush(stdout);
@@ -177,6 +196,7 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 			const struct bench_opts *o, int same_cpu)
 {
 	char a[32], b[32], c[32], d[32], sz[32];
+	int any_in_place = 0;
 	printf("\nipcx bench %s on %s (%s), %s, %ld CPUs, virtualised: %s\n", mc->date, mc->cpu,
 	       mc->arch, mc->kernel, mc->cpus, mc->virt);
 	printf("%.2f s per case after warm-up, %s; %s\n", o->seconds,
@@ -232,8 +252,11 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 					snprintf(vp, sizeof vp, "%.1fx", w->r.msgs_per_s / pp->r.msgs_per_s);
 				char pc[16];
 				snprintf(pc, sizeof pc, "%u:%u", w->producers, w->consumers);
-				printf("%-22s %8s %5s %12.0f %10.1f %8.3f %10s %9s %9s\n", name, sz, pc,
-				       w->r.msgs_per_s, w->r.mib_per_s, w->r.csw_per_msg,
+				char mib[24];
+				snprintf(mib, sizeof mib, "%.1f%s", w->r.mib_per_s, in_place(w) ? "*" : "");
+				any_in_place |= in_place(w);
+				printf("%-22s %8s %5s %12.0f %10s %8.3f %10s %9s %9s\n", name, sz, pc,
+				       w->r.msgs_per_s, mib, w->r.csw_per_msg,
 				       cli_fmt_ns(w->r.cpu_ns_per_msg, a, sizeof a), vf, vp);
 			}
 		}
@@ -242,6 +265,8 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 	       "vs pipe: how many times better than pipe.\n"
 	       "Latency percentiles come from a log-linear histogram (buckets within 1.6%%).\n"
 	       "cpu/msg: user+system time of all processes per message; csw/msg: context switches.\n");
+	if (any_in_place)
+		printf("*: handed over in place, not copied: MiB/s counts the bytes made available.\n");
 	/* Each note once, even when several mechanisms share it. */
 	for (unsigned i = 0; i < n; i++) {
 		const char *note = rows[i].mech->note;
@@ -546,7 +571,7 @@ static int bench_main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (fmt == FMT_JSON)
-			print_json_row(&rows[i]);
+			print_json_row(&rows[i], &runs[(size_t)i * o.repeat], o.repeat);
 		else if (fmt == FMT_CSV)
 			print_csv_row(&rows[i]);
 	}

@@ -73,6 +73,11 @@ struct bench_mech {
 	unsigned max_producers, max_consumers; /* stream fan-in/out supported (0 = 1) */
 	size_t max_size;     /* largest message, 0 = unlimited */
 	int in_default;      /* part of the default suite */
+	/* Nonzero: messages of at least this many bytes are handed over in
+	 * place (written where the receiver reads them), never copied by the
+	 * transport, so MiB/s counts bytes made available, not bytes moved.
+	 * Reports mark those rows. */
+	size_t in_place_from;
 
 	/* Parent, before fork.  0, or -errno; to skip the case write the reason
 	 * into why (at most whylen bytes) and return BENCH_SKIP. */

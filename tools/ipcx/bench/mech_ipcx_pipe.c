@@ -6,6 +6,7 @@
  * receiver read()s it (one copy).  Fixed-size records, no framing.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +22,47 @@ struct pipe_state {
 	ipcx_pipe *end[2];
 	ipcx_pipe *me;
 	uint8_t *buf;
+	int sig_ignored;      /* ipcx-pipe-sigign */
+	struct sigaction old; /* the parent's SIGPIPE action, restored at teardown */
 };
+
+static int pipe_setup_flags(void **state, uint32_t flags)
+{
+	struct pipe_state *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	if (flags & IPCX_PIPE_SIGPIPE_IGNORED) {
+		/* For the children (they inherit it) and for the check at open. */
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+		sigaction(SIGPIPE, &ign, &s->old);
+		s->sig_ignored = 1;
+	}
+	ipcx_pipe_opts o = { .flags = flags };
+	int rc = ipcx_pipe_duplex(&s->end[0], &s->end[1], &o);
+	if (rc) {
+		if (s->sig_ignored)
+			sigaction(SIGPIPE, &s->old, NULL);
+		free(s);
+		return rc;
+	}
+	*state = s;
+	return 0;
+}
 
 static int pipe_setup(const struct bench_case *c, void **state, char *why, size_t whylen)
 {
 	(void)c;
 	(void)why;
 	(void)whylen;
-	struct pipe_state *s = calloc(1, sizeof *s);
-	if (!s)
-		return -ENOMEM;
-	int rc = ipcx_pipe_duplex(&s->end[0], &s->end[1], NULL);
-	if (rc) {
-		free(s);
-		return rc;
-	}
-	*state = s;
-	return 0;
+	return pipe_setup_flags(state, 0);
+}
+
+static int pipe_setup_sigign(const struct bench_case *c, void **state, char *why, size_t whylen)
+{
+	(void)c;
+	(void)why;
+	(void)whylen;
+	return pipe_setup_flags(state, IPCX_PIPE_SIGPIPE_IGNORED);
 }
 
 static int pipe_attach(void *state, struct bench_proc *p)
@@ -79,6 +104,8 @@ static void pipe_teardown(void *state)
 	struct pipe_state *s = state;
 	ipcx_pipe_close(s->end[0]);
 	ipcx_pipe_close(s->end[1]);
+	if (s->sig_ignored)
+		sigaction(SIGPIPE, &s->old, NULL);
 	free(s);
 }
 
@@ -96,6 +123,21 @@ static const struct bench_mech mech_ipcx_pipe = {
 	.teardown = pipe_teardown,
 };
 BENCH_MECH(mech_ipcx_pipe)
+
+static const struct bench_mech mech_ipcx_pipe_sigign = {
+	.name = "ipcx-pipe-sigign",
+	.desc = "ipcx-pipe in a process that ignores SIGPIPE (IPCX_PIPE_SIGPIPE_IGNORED)",
+	.order = 51,
+	.modes = BENCH_PINGPONG | BENCH_STREAM,
+	.setup = pipe_setup_sigign,
+	.attach = pipe_attach,
+	.send = pipe_send,
+	.recv = pipe_recv,
+	.detach = pipe_detach,
+	.teardown = pipe_teardown,
+	.note = "SIGPIPE ignored by the processes, so writes skip the two sigprocmask calls",
+};
+BENCH_MECH(mech_ipcx_pipe_sigign)
 
 /* ---- ipcx-pipe-splice --------------------------------------------------- */
 
@@ -204,7 +246,7 @@ static void splice_teardown(void *state)
 static const struct bench_mech mech_ipcx_pipe_splice = {
 	.name = "ipcx-pipe-splice",
 	.desc = "ipcx zero-copy pipe: vmsplice from the sender's pages, read() by the receiver",
-	.order = 51,
+	.order = 52,
 	.modes = BENCH_PINGPONG | BENCH_STREAM,
 	.in_default = 1,
 	.setup = splice_setup,

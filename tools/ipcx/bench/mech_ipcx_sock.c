@@ -191,6 +191,7 @@ static const struct bench_mech mech_ipcx_sock_fd = {
 	.recv = sock_recv,
 	.detach = sock_detach,
 	.teardown = sock_teardown,
+	.in_place_from = 1,
 	.note = "stamped in place in a pool of 4 regions per side, passed by reference: "
 		"each region's fd travels once and is mapped once, then messages carry its id "
 		"(stream: plus a 1-byte ack)",

@@ -178,23 +178,25 @@ MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE)
 MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH)
 MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS)
 
-#define MQ_MECH(var, nm, ord, setupfn, text, dflt, nt)                                      \
+/* In memory, a loaned message is the receiver's buffer; with a log its
+ * payload is also written to the log (a copy). */
+#define MQ_MECH(var, nm, ord, setupfn, text, dflt, nt, inplace)                             \
 	static const struct bench_mech var = {                                               \
 		.name = nm, .desc = text, .order = ord,                                      \
 		.modes = BENCH_PINGPONG | BENCH_STREAM, .max_producers = 8,                  \
 		.max_consumers = 8, .in_default = dflt, .setup = setupfn,                    \
 		.attach = mq_attach, .send = mq_send, .recv = mq_recv, .detach = mq_detach,  \
-		.teardown = mq_teardown, .note = nt,                                         \
+		.teardown = mq_teardown, .note = nt, .in_place_from = inplace,               \
 	};                                                                                   \
 	BENCH_MECH(var)
 
 MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
 	"ipcx-mq*: up to 1 KiB copying send/recv; above, stamped in place (loan/commit, "
-	"take/release)")
+	"take/release)", SMALL + 1)
 MQ_MECH(mq_none, "ipcx-mq-persist-none", 31, setup_none,
-	"ipcx mailbox with a log, sync none (page cache; survives process crashes)", 1, NULL)
+	"ipcx mailbox with a log, sync none (page cache; survives process crashes)", 1, NULL, 0)
 MQ_MECH(mq_batch, "ipcx-mq-persist-batch", 32, setup_batch,
-	"ipcx mailbox with a log, fdatasync every 64 messages or 10 ms", 0, NULL)
+	"ipcx mailbox with a log, fdatasync every 64 messages or 10 ms", 0, NULL, 0)
 MQ_MECH(mq_always, "ipcx-mq-persist-always", 33, setup_always,
-	"ipcx mailbox with a log, fdatasync before each send and receive returns", 0, NULL)
+	"ipcx mailbox with a log, fdatasync before each send and receive returns", 0, NULL, 0)
