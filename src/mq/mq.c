@@ -235,6 +235,24 @@ static void write_dels(ipcx_mq *mq, const struct mq_dels *d)
 		(void)ipcx__mq_log_del_done(mq, d->seq[k], d->off[k]);
 }
 
+/* Free slot i that a dead (or closing) owner held: a release it was
+ * finishing counts as received, anything else as cancelled; `logged`: its
+ * record may be in the log, so a removal is owed. */
+static void free_held(ipcx_mq *mq, uint32_t i, bool released, bool logged, struct mq_dels *d)
+{
+	struct mq_hdr *h = mq->h;
+	struct mq_slot *s = mq_slot(mq, i);
+	if (released)
+		h->st.received_gone++;
+	else /* relaxed: a count */
+		atomic_fetch_add_explicit(&h->stats.cancelled, 1, memory_order_relaxed);
+	if (logged)
+		owe_del(mq, d, s->seq);
+	if (mq->bytes_limited) /* relaxed: a count */
+		atomic_fetch_sub_explicit(&h->bytes_held, s->len, memory_order_relaxed);
+	(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+}
+
 /* Whether slot i, whose word was w (FREE or LEVEL), is in its ring, or was
  * popped from it meanwhile (a popper changes the word before it gives the
  * cell back, so a word read again after the cell tells). */
@@ -281,13 +299,7 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 				continue;
 			/* A send cut short (the message may be half written; a
 			 * position it claimed is a skip by now): cancel it. */
-			atomic_fetch_add_explicit(&h->stats.cancelled, 1,
-						  memory_order_relaxed); /* a count */
-			owe_del(mq, d, s->seq);
-			if (mq->bytes_limited)
-				atomic_fetch_sub_explicit(&h->bytes_held, s->len,
-							  memory_order_relaxed); /* a count */
-			(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+			free_held(mq, i, false, true, d);
 			break;
 		case S_TAKEN:
 			ipcx__mq_redo_put(mq, i, w);
@@ -297,18 +309,7 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 		case S_LOANED:
 		case S_COMMITTING:
 		case S_RELEASING:
-			if (state == S_RELEASING) {
-				h->st.received_gone++;
-			} else {
-				atomic_fetch_add_explicit(&h->stats.cancelled, 1,
-							  memory_order_relaxed); /* a count */
-			}
-			if (state != S_LOANED)
-				owe_del(mq, d, s->seq);
-			if (mq->bytes_limited)
-				atomic_fetch_sub_explicit(&h->bytes_held, s->len,
-							  memory_order_relaxed); /* a count */
-			(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+			free_held(mq, i, state == S_RELEASING, state != S_LOANED, d);
 			break;
 		default:
 			continue; /* garbage: leave it */

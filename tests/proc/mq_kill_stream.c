@@ -52,16 +52,8 @@ static int sender(void *arg)
 	for (uint64_t seq = atomic_load(&sh->acked[s]);; seq++) {
 		struct ml_msg m = { s, inc, seq, 1 + (uint32_t)(seq % 3), { 0 } };
 		ml_fill(&m);
-		if (s == 1 && (seq & 1)) {
-			ipcx_mq_msg l;
-			if (ipcx_mq_loan(mq, &l, sizeof m, m.prio, NULL))
-				return 3;
-			memcpy(l.data, &m, sizeof m);
-			if (ipcx_mq_commit(mq, &l))
-				return 3;
-		} else if (ipcx_mq_send(mq, &m, sizeof m, m.prio, NULL)) {
+		if (ml_send(mq, &m, s == 1 && (seq & 1)))
 			return 3;
-		}
 		atomic_store(&sh->acked[s], seq + 1);
 		if (seq % 128 == 127)
 			usleep(100); /* pace: the records must fit (ML_DELIV_MAX) */

@@ -55,6 +55,34 @@ static inline void ml_fill(struct ml_msg *m)
 			     (m->prio << 16) ^ (uint32_t)i;
 }
 
+/* Send m (filled): copying, or (zero_copy) loaned, written and committed. */
+static inline int ml_send(ipcx_mq *mq, const struct ml_msg *m, bool zero_copy)
+{
+	if (!zero_copy)
+		return ipcx_mq_send(mq, m, sizeof *m, m->prio, NULL);
+	ipcx_mq_msg l;
+	int rc = ipcx_mq_loan(mq, &l, sizeof *m, m->prio, NULL);
+	if (rc)
+		return rc;
+	memcpy(l.data, m, sizeof *m);
+	return ipcx_mq_commit(mq, &l);
+}
+
+/* Receive one message into *m: copying into buf (64 bytes; m->flags is then
+ * 0: ipcx_mq_recv does not report it), or (take) zero-copy, to be released
+ * by the caller.  0 or -errno. */
+static inline int ml_receive(ipcx_mq *mq, ipcx_mq_msg *m, void *buf, bool take,
+			     const ipcx_wait *w)
+{
+	if (take)
+		return ipcx_mq_take(mq, m, w);
+	int rc = ipcx_mq_recv(mq, buf, 64, &m->prio, w);
+	m->data = buf;
+	m->len = rc > 0 ? (size_t)rc : 0;
+	m->flags = 0;
+	return rc < 0 ? rc : 0;
+}
+
 /* Record a delivery of len bytes at p (priority prio); its index, or -1 if
  * the payload is corrupted. */
 static inline int ml_record(struct ml_shared *sh, const void *p, size_t len, unsigned prio,

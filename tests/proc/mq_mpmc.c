@@ -31,16 +31,8 @@ static int produce(void *arg)
 	for (uint64_t seq = 0; seq < PER_PRODUCER; seq++) {
 		struct ml_msg m = { s, 1, seq, (uint32_t)((seq * 7 + s) % 5) * 3, { 0 } };
 		ml_fill(&m);
-		if (seq % 3 == 2) {
-			ipcx_mq_msg l;
-			if (ipcx_mq_loan(mq, &l, sizeof m, m.prio, NULL))
-				return 3;
-			memcpy(l.data, &m, sizeof m);
-			if (ipcx_mq_commit(mq, &l))
-				return 3;
-		} else if (ipcx_mq_send(mq, &m, sizeof m, m.prio, NULL)) {
+		if (ml_send(mq, &m, seq % 3 == 2))
 			return 3;
-		}
 	}
 	atomic_store(&sh->acked[s], PER_PRODUCER);
 	ipcx_mq_close(mq);
@@ -68,16 +60,7 @@ static int consume(void *arg)
 			break;
 		unsigned char buf[64];
 		ipcx_mq_msg m;
-		int rc;
-		if (k % 2) {
-			rc = ipcx_mq_recv(mq, buf, sizeof buf, &m.prio, &w);
-			m.data = buf;
-			m.len = rc > 0 ? (size_t)rc : 0;
-			m.flags = 0;
-			rc = rc < 0 ? rc : 0;
-		} else {
-			rc = ipcx_mq_take(mq, &m, &w);
-		}
+		int rc = ml_receive(mq, &m, buf, !(k % 2), &w);
 		if (rc == -ETIMEDOUT)
 			break;
 		if (rc)

@@ -30,14 +30,7 @@ static void *produce(void *arg)
 	for (uint64_t seq = 0; seq < PER_PRODUCER; seq++) {
 		struct ml_msg m = { s, 1, seq, (uint32_t)((seq * 5 + s) % 4), { 0 } };
 		ml_fill(&m);
-		if (seq % 4 == 3) {
-			ipcx_mq_msg l;
-			T_CHECK_RC(ipcx_mq_loan(mq, &l, sizeof m, m.prio, NULL), 0);
-			memcpy(l.data, &m, sizeof m);
-			T_CHECK_RC(ipcx_mq_commit(mq, &l), 0);
-		} else {
-			T_CHECK_RC(ipcx_mq_send(mq, &m, sizeof m, m.prio, NULL), 0);
-		}
+		T_CHECK_RC(ml_send(mq, &m, seq % 4 == 3), 0);
 	}
 	if (mq != shared_tx)
 		ipcx_mq_close(mq);
@@ -54,16 +47,7 @@ static void *consume(void *arg)
 	for (uint32_t k = 0; atomic_load(&sh->ndeliv) < NP * PER_PRODUCER; k++) {
 		unsigned char buf[64];
 		ipcx_mq_msg m;
-		int rc;
-		if (k % 2) {
-			rc = ipcx_mq_recv(mq, buf, sizeof buf, &m.prio, &w);
-			m.data = buf;
-			m.len = rc > 0 ? (size_t)rc : 0;
-			m.flags = 0;
-			rc = rc < 0 ? rc : 0;
-		} else {
-			rc = ipcx_mq_take(mq, &m, &w);
-		}
+		int rc = ml_receive(mq, &m, buf, !(k % 2), &w);
 		if (rc == -ETIMEDOUT)
 			continue;
 		T_CHECK_RC(rc, 0);
