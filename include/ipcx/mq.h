@@ -115,7 +115,9 @@ typedef struct ipcx_mq_msg {
 	size_t len;     /* send: bytes to commit (<= loaned); receive: length */
 	unsigned prio;  /* send: priority to commit with; receive: its priority */
 	uint32_t flags; /* receive: IPCX_MQ_REDELIVERED */
-	uint64_t seq;   /* receive: the mailbox-wide sequence number */
+	uint64_t seq;   /* receive: the mailbox-wide sequence number (unique;
+			 * increasing in the order of loans in memory, of commits
+			 * with a log) */
 	uint32_t slot;  /* private */
 	uint32_t gen;   /* private */
 } ipcx_mq_msg;

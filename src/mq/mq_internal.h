@@ -165,7 +165,7 @@ struct mq_hdr {
 		_Atomic uint64_t nonempty;
 		_Atomic uint64_t redo;
 	} bits IPCX_ALIGNED;
-	_Atomic uint64_t seq_next IPCX_ALIGNED; /* senders */
+	_Atomic uint64_t seq_next IPCX_ALIGNED; /* senders of a persistent mailbox */
 	/* Only when max_bytes is below depth * max_msg: payload bytes held. */
 	_Atomic uint64_t bytes_held IPCX_ALIGNED;
 	struct {

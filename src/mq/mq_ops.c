@@ -404,8 +404,10 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	uint64_t off = 0, pos = 0;
 	int rc = 0;
 	/* relaxed: the numbers only need to be unique and, per sender,
-	 * increasing; the rings order the messages */
-	s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
+	 * increasing; the rings order the messages.  In memory, the loan's
+	 * free-ring position (as ipcx__mq_fast_send). */
+	s->seq = persistent ? atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed)
+			    : mq_w_pos(w) + 1;
 	if (persistent) {
 		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
 			drop_loan(mq, i); /* no room in the log: the message is not sent */

@@ -487,8 +487,10 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 		*loaned = i;
 		return rc < 0 ? rc : 2;
 	}
-	/* relaxed: unique numbers; the rings order the messages */
-	uint64_t seq = atomic_fetch_add_explicit(&mq->h->seq_next, 1, memory_order_relaxed);
+	/* A memory-only mailbox numbers messages by the free-ring position their
+	 * slot was taken from: unique, and increasing in the order of loans,
+	 * without an atomic operation on a shared counter. */
+	uint64_t seq = (hf & MQ_POS_MASK) + 1;
 	struct mq_attach *e = me(mq);
 	/* relaxed (both): only this handle writes it, under its busy flag */
 	atomic_store_explicit(&e->sent, atomic_load_explicit(&e->sent, memory_order_relaxed) + 1,
