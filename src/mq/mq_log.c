@@ -352,7 +352,7 @@ int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
 	return rc ? rc : ipcx__mq_log_after_write(mq);
 }
 
-/* Compact an empty log once it has grown past this. */
+/* Rewind an empty log once it has grown past this. */
 #define MQ_COMPACT_BYTES (16ull << 20)
 
 /* Whether no message has a record in the log (lock held, tail busy):
@@ -390,18 +390,20 @@ void ipcx__mq_log_maybe_compact(ipcx_mq *mq)
 		return;
 	}
 	uint64_t to = t;
-	/* The header first: should the truncation not happen, the old records
-	 * are all deleted ones and stay harmless. */
+	/* Rewind: the header's seq_base becomes the next sequence number, so
+	 * recovery ignores every record before it, and the next records
+	 * overwrite the old ones in place (the file keeps its blocks and its
+	 * pages, which a truncation would make every process fault in again).
+	 * With sync batch or always the header is made durable first: new
+	 * records must not reach the disk under an old header that would take
+	 * old ones for live.  Sync none makes no promise for power loss (the
+	 * header is written back with the records, within the same window). */
 	if (log_idle(mq) &&
 	    !write_hdr(mq->log_fd, atomic_load_explicit(&h->seq_next, memory_order_relaxed)) &&
-	    !ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR)) {
-		atomic_store_explicit(&h->log.alloc, MQ_LOG_HDR, memory_order_relaxed); /* lock */
-		atomic_store_explicit(&mq->log_size, MQ_LOG_HDR, memory_order_relaxed); /* cache */
-		if (h->sync == IPCX_MQ_SYNC_ALWAYS)
-			(void)sync_fd(mq);
+	    (h->sync == IPCX_MQ_SYNC_NONE || !sync_fd(mq)))
 		to = MQ_LOG_HDR;
-	}
-	/* release: the new alloc and file before reservations resume */
+	/* release: the header before reservations resume (pairs with the
+	 * seq_cst CAS in reserve) */
 	atomic_store_explicit(&h->log.tail, to, memory_order_release);
 	ipcx__mq_unlock(mq);
 }
@@ -504,7 +506,10 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 			off += 8;
 			continue;
 		}
-		if (r.type == MQ_REC_PUT) {
+		if (r.seq < hd->seq_base) {
+			/* Before the last rewind: deleted, and perhaps partly
+			 * overwritten since. */
+		} else if (r.type == MQ_REC_PUT) {
 			if (np == cap_p) {
 				struct put *n = realloc(puts, (cap_p *= 2) * sizeof *puts);
 				if (!n) {

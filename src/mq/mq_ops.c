@@ -406,13 +406,16 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	/* relaxed: the numbers only need to be unique and, per sender,
 	 * increasing; the rings order the messages.  In memory, the loan's
 	 * free-ring position (as ipcx__mq_fast_send). */
-	s->seq = persistent ? atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed)
-			    : mq_w_pos(w) + 1;
+	s->seq = mq_w_pos(w) + 1;
 	if (persistent) {
 		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
 			drop_loan(mq, i); /* no room in the log: the message is not sent */
 			return rc;
 		}
+		/* After the reservation: a rewind of the log (which makes the next
+		 * number its seq_base) either waited for our record, or came
+		 * before it and before this number. */
+		s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
 		/* release: a reclaimer that sees COMMITTING sees the seq it owes
 		 * a removal for */
 		atomic_store_explicit(&s->word, mq_word(S_COMMITTING, mq->idx, 0, mq_w_pos(w)),
