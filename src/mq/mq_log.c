@@ -3,7 +3,8 @@
  *
  * File layout (little-endian):
  *   a 64-byte header: magic "IPCXMQLG", version, header size, seq_base (the
- *   first sequence number a recovered mailbox may use), CRC32C of the header;
+ *   first sequence number a recovered mailbox may use; records numbered
+ *   below it are dead, written before the last rewind), CRC32C of the header;
  *   then records, each 8-byte aligned:
  *     u32 type ("MPUT" a message, "MDEL" its removal)  u32 len
  *     u64 seq   u32 prio   u32 flags   u32 crc   u32 reserved
@@ -258,11 +259,11 @@ static _Atomic uint32_t *inflight(ipcx_mq *mq)
 
 /*
  * Reserve `bytes` at the log's tail with `room` more bytes allocated after
- * them.  Lock-free unless the file must grow (or is being compacted, which
+ * them.  Lock-free unless the file must grow (or is being rewound, which
  * holds the lock with MQ_LOG_BUSY set in the tail).  The record counts in
  * our entry's inflight from before the reservation until it is written, so
- * compaction (which sets MQ_LOG_BUSY, then reads every inflight) can never
- * truncate under a record being written.  locked: the caller holds the lock.
+ * a rewind (which sets MQ_LOG_BUSY, then reads every inflight) never
+ * happens under a record being written.  locked: the caller holds the lock.
  */
 static int reserve(ipcx_mq *mq, uint64_t bytes, uint64_t room, bool locked, uint64_t *off)
 {
@@ -415,9 +416,10 @@ void ipcx__mq_log_repair(ipcx_mq *mq)
 	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
 	if (!(t & MQ_LOG_BUSY))
 		return;
-	/* A compactor died: the file may or may not be truncated.  Keep the
-	 * tail (records go after whatever is there) and trust only the blocks
-	 * the file has. */
+	/* A rewinder died: the header may or may not have its new seq_base.
+	 * Keep the tail (records go after whatever is there: the old ones are
+	 * all dead, numbered below any new one) and trust only the blocks the
+	 * file has. */
 	struct stat sb;
 	uint64_t alloc = atomic_load_explicit(&h->log.alloc, memory_order_relaxed);
 	if (mq->log_fd < 0 || fstat(mq->log_fd, &sb) < 0)
