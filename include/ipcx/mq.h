@@ -7,34 +7,40 @@
  * IPCX_MQ_MSG_MAX) and has a priority 0..IPCX_MQ_PRIO_LEVELS-1; higher is
  * more urgent (as in POSIX mq).
  *
- * Ordering.  A receiver always gets a message of the highest non-empty
- * level.  Within a level, messages leave in the order their commits entered
- * the mailbox: one producer's messages keep their program order, and of two
- * commits by different producers the one that returned before the other
- * began comes first (concurrent commits are ordered arbitrarily).  In a
- * persistent mailbox the same holds for the order records reached the log.
- * A message redelivered after its receiver died goes back to the head of its
- * level, carrying IPCX_MQ_REDELIVERED.
+ * Ordering.  A receiver gets a message of the highest level whose oldest
+ * message is published.  Within a level, messages leave in the order their
+ * senders claimed positions in the level's ring: one producer's messages
+ * keep their program order, and of two commits by different producers the
+ * one that returned before the other began comes first (concurrent commits
+ * are ordered arbitrarily).  A message being written holds back those
+ * behind it in its level.  A message redelivered after its receiver died
+ * goes back to the head of its level, carrying IPCX_MQ_REDELIVERED.
  *
  * Concurrency.  Every function may be called from any number of threads and
- * processes at once, on one handle or on several.  The mailbox's state is
- * guarded by a robust, priority-inheriting, process-shared mutex that is held
- * only for a few list operations (and, in the copying calls of a memory-only
- * mailbox, the copy of a message of at most 1 KiB): never across a wait, a
- * larger copy, or file I/O (except the rare truncation of the log of an
- * empty mailbox).  Waiting (ipcx_wait policies, as for rings) happens outside
- * it, on futexes.  Progress: blocking (lock-based), starvation-free among
- * lockers only as far as the kernel's PI futexes are.
+ * processes at once, on one handle or on several (a handle's ring
+ * operations are serialised; threads may also open handles of their own).
+ * Sending and receiving take no lock: free slots and each priority level are
+ * lock-free MPMC rings of slot indices (see docs/mq.md).  Progress: between
+ * live processes, lock-free, except that a receiver waits for a sender in
+ * the middle of the message at the head of its level.  A robust,
+ * priority-inheriting, process-shared mutex guards only rare work: attaching,
+ * reclaiming dead owners, token buckets (shaped mailboxes), redelivered
+ * messages, and growing or compacting the log; it is never held across a
+ * wait.
  *
- * Peer death.  A message that a dead producer had loaned but not committed
- * never appears.  A message that a dead consumer had taken but not released
- * is redelivered (at-least-once), flagged IPCX_MQ_REDELIVERED, and counted
- * in ipcx_mq_attr.redelivered.  Dead owners are detected through
- * /proc/PID/stat (pid and start time, so a recycled pid is not mistaken for
- * the owner) by any process that waits on the mailbox, within
- * IPCX__LIVENESS_SLICE_NS (40 ms), or at the next open.  A process that dies
- * holding the mailbox lock is handled too: the next locker rebuilds the lists
- * from the per-message states.
+ * Peer death.  A message that a dead producer had loaned, or was sending or
+ * committing, never appears.  A message that a dead consumer had taken but
+ * not released (or had claimed and not yet taken) is redelivered
+ * (at-least-once), flagged IPCX_MQ_REDELIVERED, and counted in
+ * ipcx_mq_attr.redelivered; a consumer that dies inside the copying
+ * ipcx_mq_recv after copying the message loses that one message.
+ * A ring position a dead process had claimed is finished (a skip) or given
+ * back.  Dead processes are detected through /proc/PID/stat (pid and start
+ * time, so a recycled pid is not mistaken for the owner) by any process that
+ * waits on the mailbox, within IPCX__LIVENESS_SLICE_NS (40 ms), at the next
+ * open, or at ipcx_mq_getattr; until then what they held stays held.  A
+ * process that dies holding the mutex is handled too: the next locker
+ * recounts what the mutex guards.
  */
 #ifndef IPCX_MQ_H
 #define IPCX_MQ_H
@@ -109,7 +115,9 @@ typedef struct ipcx_mq_msg {
 	size_t len;     /* send: bytes to commit (<= loaned); receive: length */
 	unsigned prio;  /* send: priority to commit with; receive: its priority */
 	uint32_t flags; /* receive: IPCX_MQ_REDELIVERED */
-	uint64_t seq;   /* receive: the mailbox-wide sequence number */
+	uint64_t seq;   /* receive: the mailbox-wide sequence number (unique;
+			 * increasing in the order of loans in memory, of commits
+			 * with a log) */
 	uint32_t slot;  /* private */
 	uint32_t gen;   /* private */
 } ipcx_mq_msg;
@@ -171,16 +179,17 @@ IPCX_API int ipcx_mq_unlink(const char *name);
  * -ETIMEDOUT, -ENOBUFS (FULL_DROP discarded this message); persistent:
  * -ENOSPC the log cannot grow (the message was not queued), -EFBIG the log
  * reached its bound, -EIO an fdatasync failed (the message is not
- * acknowledged; in sync batch a message of up to 1 KiB may already be
- * queued; the log is marked failed and every later send fails with -EIO);
- * -EBADMSG the shared state is corrupted.
+ * acknowledged; in sync batch it may already be queued; the log is marked
+ * failed and every later send fails with -EIO); -EBADMSG the shared state
+ * is corrupted.
  */
 IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned prio,
 			  const ipcx_wait *wait);
 
 /* Copying receive into buf (cap bytes).  Returns the message's length; its
  * priority in *prio if prio is not NULL.  The message is removed before the
- * call returns.  Errors: -EMSGSIZE cap is smaller than the next message (it
+ * call returns (a receiver that dies inside the call after copying it loses
+ * it; use take/release for at-least-once).  Errors: -EMSGSIZE cap is smaller than the next message (it
  * stays queued); -EAGAIN; -ETIMEDOUT; -EBADMSG.  In a persistent mailbox a
  * failure to log the removal does not fail the call (the message is
  * returned; the log is marked failed, see ipcx_mq_send, and the message may
@@ -210,7 +219,8 @@ IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m);
 IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait);
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m);
 
-/* Attributes and counters (a consistent snapshot taken under the lock). */
+/* Attributes and counters: a snapshot read from the slots and counters,
+ * not atomic with respect to concurrent sends and receives. */
 typedef struct ipcx_mq_attr {
 	uint32_t max_msg, depth_max;
 	uint64_t bytes_max;

@@ -10,18 +10,6 @@
 
 #include "mq_internal.h"
 
-static uint64_t round_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-/* ---- process identity ---------------------------------------------------- */
-
-static int owner_alive(int32_t pid, uint64_t start)
-{
-	return pid > 0 && ipcx__proc_start(pid) == start;
-}
-
 /* ---- the lock ------------------------------------------------------------ */
 
 static int lock_init(pthread_mutex_t *m)
@@ -136,8 +124,8 @@ int ipcx__mq_lock(ipcx_mq *mq)
 	if (ipcx__likely(rc == 0))
 		return 0;
 	if (rc == EOWNERDEAD) {
-		/* The holder died inside a critical section: rebuild the lists
-		 * from the slot states, which are each operation's commit point. */
+		/* The holder died inside a critical section: rebuild what the
+		 * lock guards. */
 		mq_repair(mq);
 		pthread_mutex_consistent(&mq->h->lock);
 		return 0;
@@ -152,104 +140,78 @@ void ipcx__mq_unlock(ipcx_mq *mq)
 	pthread_mutex_unlock(&mq->h->lock);
 }
 
-/* ---- lists (lock held) ------------------------------------------------- */
+/* ---- repair after a death inside the lock -------------------------------- */
 
-void ipcx__mq_publish_avail(ipcx_mq *mq)
-{
-	/* release: pairs with the acquire load of readiness checks, which then
-	 * take the lock anyway; only the count itself is published here. */
-	atomic_store_explicit(&mq->h->ne.avail, mq->h->st.count, memory_order_release);
-}
-
-static int cmp_seq(const void *a, const void *b, void *arg)
-{
-	const struct mq_slot *s = arg;
-	uint64_t x = s[*(const uint32_t *)a].seq, y = s[*(const uint32_t *)b].seq;
-	return x < y ? -1 : x > y;
-}
-
-/* Rebuild every list and count from the slot states. */
+/* What the lock guards is small: recount and rebuild it.  The rings and slot
+ * words need nothing (they take no lock). */
 static void mq_repair(ipcx_mq *mq)
 {
-	struct mq_state *st = &mq->h->st;
-	struct mq_slot *s = mq->slots;
-	uint32_t n = mq->depth;
-	uint32_t *order = malloc((size_t)n * sizeof *order);
-	uint32_t nq = 0, nfree = 0;
-	st->free_head = MQ_NONE;
-	st->count = st->nloaned = st->ntaken = 0;
-	st->bytes = st->bytes_held = 0;
-	st->nonempty = 0;
-	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
-		st->lv[p].head = st->lv[p].tail = MQ_NONE, st->lv[p].cnt = 0;
-	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
-		mq->h->att[i].queued = 0;
-	for (uint32_t i = n; i-- > 0;) {
-		uint32_t state = s[i].state;
-		if (s[i].len > mq->max_msg || s[i].prio >= IPCX_MQ_PRIO_LEVELS)
-			state = S_FREE; /* unreadable: drop it */
-		if (state == S_QUEUED && !order)
-			state = S_FREE; /* no memory to sort: lose the message, keep the mailbox */
-		switch (state) {
-		case S_LOANED:
-		case S_COMMITTING:
-			st->nloaned++;
-			st->bytes_held += s[i].len;
-			break;
-		case S_TAKEN:
-		case S_RELEASING:
-			st->ntaken++;
-			st->bytes_held += s[i].len;
-			break;
-		case S_QUEUED:
-			order[nq++] = i;
-			break;
-		default:
-			s[i].state = S_FREE;
-			s[i].next = st->free_head;
-			st->free_head = i;
-			nfree++;
-		}
+	struct mq_hdr *h = mq->h;
+	uint64_t redo = 0;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* relaxed: the lock orders what the dead holder wrote; the words
+		 * the lock-free paths write are only read here */
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
+		if (mq_w_state(w) == S_REDO)
+			redo |= 1ull << mq_w_level(w);
 	}
-	if (nq)
-		qsort_r(order, nq, sizeof *order, cmp_seq, s);
-	for (uint32_t k = 0; k < nq; k++) {
-		uint32_t i = order[k], p = s[i].prio;
-		s[i].next = MQ_NONE;
-		if (st->lv[p].tail == MQ_NONE)
-			st->lv[p].head = i;
-		else
-			s[st->lv[p].tail].next = i;
-		st->lv[p].tail = i;
-		st->lv[p].cnt++;
-		st->count++;
-		st->bytes += s[i].len;
-		st->bytes_held += s[i].len;
-		st->nonempty |= 1ull << p;
-		if (s[i].sender < IPCX_MQ_ATTACH_MAX)
-			mq->h->att[s[i].sender].queued++;
-	}
-	free(order);
-	atomic_store_explicit(&mq->h->ne.space, nfree, memory_order_relaxed);
-	st->nsenders = 0;
+	atomic_store_explicit(&h->bits.redo, redo, memory_order_relaxed); /* lock held */
+	uint32_t n = 0;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
-		if (mq->h->att[i].pid && !mq->h->att[i].dead && (mq->h->att[i].roles & ROLE_SEND))
-			st->nsenders++;
-	st->repairs++;
-	ipcx__mq_publish_avail(mq);
+		if (h->att[i].pid && !h->att[i].dead && (h->att[i].roles & ROLE_SEND))
+			n++;
+	__atomic_store_n(&h->st.nsenders, n, __ATOMIC_RELAXED); /* as in detach */
+	if (h->persistent)
+		ipcx__mq_log_repair(mq);
+	h->st.repairs++;
+}
+
+/* ---- redelivery ------------------------------------------------------------ */
+
+void ipcx__mq_redo_put(ipcx_mq *mq, uint32_t i, uint64_t w)
+{
+	struct mq_hdr *h = mq->h;
+	struct mq_slot *s = mq_slot(mq, i);
+	uint32_t p = mq_w_level(w);
+	if (s->prio != p || s->len > mq->max_msg) {
+		/* damaged: the message cannot be trusted; drop it */
+		atomic_fetch_add_explicit(&h->stats.dropped, 1, memory_order_relaxed); /* a count */
+		(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+		return;
+	}
+	s->flags |= IPCX_MQ_REDELIVERED;
+	s->sender = MQ_NONE; /* its sender's share was given back when it was taken */
+	/* release: the fields above before the word (pairs with redo_take's
+	 * acquire under the lock; the CAS keeps a racing owner out) */
+	if (!atomic_compare_exchange_strong_explicit(&s->word, &w,
+						     mq_word(S_REDO, 0, p, h->st.redo_next++),
+						     memory_order_release, memory_order_relaxed))
+		return;
+	atomic_fetch_or_explicit(&h->bits.redo, 1ull << p, memory_order_relaxed); /* lock held */
+}
+
+int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w)
+{
+	uint32_t best = MQ_NONE;
+	uint64_t bw = 0;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* acquire: pairs with the release in ipcx__mq_redo_put */
+		uint64_t x = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
+		if (mq_w_state(x) == S_REDO && mq_w_level(x) == p &&
+		    (best == MQ_NONE || mq_w_pos(x) < mq_w_pos(bw)))
+			best = i, bw = x;
+	}
+	if (best == MQ_NONE) {
+		atomic_fetch_and_explicit(&mq->h->bits.redo, ~(1ull << p),
+					  memory_order_relaxed); /* lock held */
+		return 0;
+	}
+	*out = best;
+	*w = bw;
+	return 1;
 }
 
 /* ---- reclaiming what dead processes held --------------------------------- */
-
-struct cand {
-	uint32_t idx, gen;
-	int32_t pid;
-	uint64_t start;
-};
-
-#define RECLAIM_BATCH 256
-
-static void requeue_head(ipcx_mq *mq, uint32_t i);
 
 /* Removal records owed to the log for messages given back (lock held while
  * collecting; written after unlocking). */
@@ -259,36 +221,12 @@ struct mq_dels {
 	uint64_t seq[MQ_DELS_MAX], off[MQ_DELS_MAX];
 };
 
-/* Give back slot i of a dead or closing owner (lock held):
- *  taken      -> redelivered at the head of its level
- *  loaned     -> cancelled
- *  committing -> cancelled; its record may be in the log: owe a removal
- *  releasing  -> the release completes; owe the removal it was writing */
-static void give_back(ipcx_mq *mq, uint32_t i, struct mq_dels *d)
+static void owe_del(ipcx_mq *mq, struct mq_dels *d, uint64_t seq)
 {
-	struct mq_state *st = &mq->h->st;
-	struct mq_slot *s = &mq->slots[i];
-	uint32_t state = s->state;
-	if (state == S_TAKEN) {
-		requeue_head(mq, i);
-		st->redelivered++;
+	if (!mq->h->persistent || d->n >= MQ_DELS_MAX)
 		return;
-	}
-	if (state != S_LOANED && state != S_COMMITTING && state != S_RELEASING)
-		return;
-	if (state == S_RELEASING) {
-		st->ntaken--;
-		st->received++;
-	} else {
-		st->nloaned--;
-		st->cancelled++;
-	}
-	st->bytes_held -= s->len;
-	if (state != S_LOANED && mq->h->persistent && d->n < MQ_DELS_MAX) {
-		d->seq[d->n] = s->seq;
-		d->off[d->n++] = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-	}
-	ipcx__mq_free_slot(mq, i);
+	d->seq[d->n] = seq;
+	d->off[d->n++] = ipcx__mq_log_reserve_locked(mq);
 }
 
 static void write_dels(ipcx_mq *mq, const struct mq_dels *d)
@@ -297,143 +235,194 @@ static void write_dels(ipcx_mq *mq, const struct mq_dels *d)
 		(void)ipcx__mq_log_del_done(mq, d->seq[k], d->off[k]);
 }
 
-/*
- * Find slots and attach entries owned by processes that no longer exist and
- * give them back: loans are cancelled, taken messages redelivered.  The
- * liveness checks (a /proc read each) run outside the lock on a snapshot;
- * the generation counter tells whether a slot changed meanwhile.
- * Returns the number of things reclaimed.
- */
-static int mq_reclaim(ipcx_mq *mq)
+/* Free slot i that a dead (or closing) owner held: a release it was
+ * finishing counts as received, anything else as cancelled; `logged`: its
+ * record may be in the log, so a removal is owed. */
+static void free_held(ipcx_mq *mq, uint32_t i, bool released, bool logged, struct mq_dels *d)
 {
-	struct cand c[RECLAIM_BATCH];
-	struct cand a[IPCX_MQ_ATTACH_MAX];
-	unsigned nc = 0, na = 0;
+	struct mq_hdr *h = mq->h;
+	struct mq_slot *s = mq_slot(mq, i);
+	if (released)
+		h->st.received_gone++;
+	else /* relaxed: a count */
+		atomic_fetch_add_explicit(&h->stats.cancelled, 1, memory_order_relaxed);
+	if (logged)
+		owe_del(mq, d, s->seq);
+	if (mq->bytes_limited) /* relaxed: a count */
+		atomic_fetch_sub_explicit(&h->bytes_held, s->len, memory_order_relaxed);
+	(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+}
+
+/* Whether slot i, whose word was w (FREE or LEVEL), is in its ring, or was
+ * popped from it meanwhile (a popper changes the word before it gives the
+ * cell back, so a word read again after the cell tells). */
+static bool in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
+{
+	if (ipcx__mq_in_ring(mq, i, w))
+		return true;
+	/* acquire: pairs with the popper's release of the cell read above */
+	return atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire) != w;
+}
+
+/* Give back (lock held) every slot that attach entries in `gone` (a bit
+ * per entry) hold outside the rings:
+ *  loaned     -> cancelled
+ *  committing -> cancelled; its record may be in the log: owe a removal
+ *  taken      -> redelivered
+ *  releasing  -> the release completes; owe the removal it was writing
+ *  free/level outside its ring (a push cut short) -> the push completes.
+ * Returns how many. */
+static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
+{
+	struct mq_hdr *h = mq->h;
 	int done = 0;
-	if (ipcx__mq_lock(mq))
-		return 0;
-	for (uint32_t i = 0; i < mq->depth && nc < RECLAIM_BATCH; i++) {
-		struct mq_slot *s = &mq->slots[i];
-		if (s->state != S_FREE && s->state != S_QUEUED && s->owner_pid != mq->pid)
-			c[nc++] = (struct cand){ i, s->gen, s->owner_pid, s->owner_start };
-	}
-	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
-		struct mq_attach *e = &mq->h->att[i];
-		if (e->pid && !e->dead && e->pid != mq->pid)
-			a[na++] = (struct cand){ i, 0, e->pid, e->start };
-	}
-	ipcx__mq_unlock(mq);
-
-	unsigned dc = 0, da = 0;
-	for (unsigned k = 0; k < nc; k++)
-		if (!owner_alive(c[k].pid, c[k].start))
-			c[dc++] = c[k];
-	for (unsigned k = 0; k < na; k++)
-		if (!owner_alive(a[k].pid, a[k].start))
-			a[da++] = a[k];
-	if (!dc && !da)
-		return 0;
-
-	struct mq_dels dels = { 0 };
-	if (ipcx__mq_lock(mq))
-		return 0;
-	for (unsigned k = 0; k < dc; k++) {
-		uint32_t i = c[k].idx;
-		struct mq_slot *s = &mq->slots[i];
-		if (s->gen != c[k].gen || s->owner_pid != c[k].pid)
+	ipcx__mq_busy(mq);
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
+		if (gone[i >> 6] >> (i & 63) & 1)
+			ipcx__mq_repair_intents(mq, i);
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		struct mq_slot *s = mq_slot(mq, i);
+		/* acquire: what the owner wrote to the slot before its last word */
+		uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+		uint32_t o = mq_w_owner(w), state = mq_w_state(w);
+		if (!(gone[o >> 6] >> (o & 63) & 1) || state == S_REDO)
 			continue;
-		give_back(mq, i, &dels);
+		switch (state) {
+		case S_FREE:
+			if (in_ring(mq, i, w))
+				continue;
+			if (ipcx__mq_push(mq, MQ_RING_FREE, i)) /* a push cut short: redo it */
+				continue;
+			break;
+		case S_LEVEL:
+			if (in_ring(mq, i, w))
+				continue;
+			/* A send cut short (the message may be half written; a
+			 * position it claimed is a skip by now): cancel it. */
+			free_held(mq, i, false, true, d);
+			break;
+		case S_TAKEN:
+			ipcx__mq_redo_put(mq, i, w);
+			atomic_fetch_add_explicit(&h->stats.redelivered, 1,
+						  memory_order_relaxed); /* a count */
+			break;
+		case S_LOANED:
+		case S_COMMITTING:
+		case S_RELEASING:
+			free_held(mq, i, state == S_RELEASING, state != S_LOANED, d);
+			break;
+		default:
+			continue; /* garbage: leave it */
+		}
 		done++;
 	}
-	for (unsigned k = 0; k < da; k++) {
-		struct mq_attach *e = &mq->h->att[a[k].idx];
-		if (e->pid == a[k].pid && e->start == a[k].start && !e->dead) {
-			ipcx__mq_detach_entry(mq, a[k].idx);
-			done++;
-		}
-	}
-	ipcx__mq_publish_avail(mq);
-	ipcx__mq_unlock(mq);
-	write_dels(mq, &dels);
-	ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
-	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	ipcx__mq_idle(mq);
 	return done;
 }
 
-/* The liveness hook of every wait on a mailbox: reclaim from the dead. */
+/* A dead sender's fair-share count may be off (it died between counting a
+ * message and queueing it): count its queued messages again (lock held).
+ * A receiver taking one meanwhile may leave it one too high, until the next
+ * recount. */
+static void recount(ipcx_mq *mq, uint32_t o)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* relaxed: a count; the sender field goes with the word */
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
+		n += mq_w_state(w) == S_LEVEL && mq_slot(mq, i)->sender == o;
+	}
+	atomic_store_explicit(&mq->h->att[o].queued, n, memory_order_relaxed); /* a count */
+}
+
+struct cand {
+	uint32_t idx;
+	int32_t pid;
+	uint64_t start;
+};
+
+static int owner_alive(int32_t pid, uint64_t start)
+{
+	return pid > 0 && ipcx__proc_start(pid) == start;
+}
+
+/*
+ * Find attach entries of processes that no longer exist and give back what
+ * they held.  The liveness checks (a /proc read each) run outside the lock
+ * on a snapshot; the entry's pid and start time tell whether it changed
+ * meanwhile.  Returns the number of things reclaimed.
+ */
+static int mq_reclaim(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	struct cand a[IPCX_MQ_ATTACH_MAX];
+	unsigned na = 0;
+	int done = 0;
+	if (ipcx__mq_lock(mq))
+		return 0;
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
+		struct mq_attach *e = &h->att[i];
+		if (e->dead && atomic_load_explicit(&e->queued, memory_order_relaxed))
+			recount(mq, i); /* a count (lock held) */
+		if (e->dead && !atomic_load_explicit(&e->queued, memory_order_relaxed))
+			memset(e, 0, sizeof *e); /* drained: free it (lock held) */
+		else if (e->pid && !e->dead && e->pid != mq->pid)
+			a[na++] = (struct cand){ i, e->pid, e->start };
+	}
+	ipcx__mq_unlock(mq);
+
+	unsigned da = 0;
+	for (unsigned k = 0; k < na; k++)
+		if (!owner_alive(a[k].pid, a[k].start))
+			a[da++] = a[k];
+	if (!da)
+		return 0;
+
+	struct mq_dels dels = { 0 };
+	uint64_t gone[2] = { 0, 0 };
+	if (ipcx__mq_lock(mq))
+		return 0;
+	for (unsigned k = 0; k < da; k++) {
+		struct mq_attach *e = &h->att[a[k].idx];
+		if (e->pid == a[k].pid && e->start == a[k].start && !e->dead)
+			gone[a[k].idx >> 6] |= 1ull << (a[k].idx & 63);
+	}
+	done = give_back(mq, gone, &dels);
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
+		if (gone[i >> 6] >> (i & 63) & 1) {
+			ipcx__mq_detach_entry(mq, i);
+			done++;
+		}
+	ipcx__mq_unlock(mq);
+	write_dels(mq, &dels);
+	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
+	ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+	return done;
+}
+
+/* The liveness hook of every wait on a mailbox: reclaim from the dead, and
+ * repair the non-empty bits (stale ones, or ones a dead sender never set). */
 int ipcx__mq_check(void *arg)
 {
 	(void)mq_reclaim(arg);
+	ipcx__mq_fix_bits(arg);
 	return 0;
-}
-
-/* The free-slot count lives only in its atomic mirror; it changes under the
- * lock, so a relaxed load and store suffice (readers use it as a hint). */
-static void space_add(ipcx_mq *mq, int d)
-{
-	_Atomic uint32_t *sp = &mq->h->ne.space;
-	atomic_store_explicit(sp, atomic_load_explicit(sp, memory_order_relaxed) + (uint32_t)d,
-			      memory_order_relaxed);
-}
-
-void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i)
-{
-	struct mq_slot *s = &mq->slots[i];
-	s->state = S_FREE;
-	s->gen++;
-	s->owner_pid = 0;
-	s->next = mq->h->st.free_head;
-	mq->h->st.free_head = i;
-	space_add(mq, 1);
-}
-
-uint32_t ipcx__mq_alloc_slot(ipcx_mq *mq)
-{
-	uint32_t i = mq->h->st.free_head;
-	if (i == MQ_NONE)
-		return MQ_NONE;
-	if (i >= mq->depth || mq->slots[i].state != S_FREE)
-		return MQ_BAD;
-	mq->h->st.free_head = mq->slots[i].next;
-	mq->slots[i].next = MQ_NONE;
-	space_add(mq, -1);
-	return i;
-}
-
-static void requeue_head(ipcx_mq *mq, uint32_t i)
-{
-	struct mq_state *st = &mq->h->st;
-	struct mq_slot *s = &mq->slots[i];
-	uint32_t p = s->prio;
-	st->ntaken--;
-	if (p >= IPCX_MQ_PRIO_LEVELS || s->len > mq->max_msg) {
-		/* damaged: the message cannot be trusted; drop it */
-		st->dropped++;
-		ipcx__mq_free_slot(mq, i);
-		return;
-	}
-	s->flags |= IPCX_MQ_REDELIVERED;
-	s->next = st->lv[p].head;
-	st->lv[p].head = i;
-	if (st->lv[p].tail == MQ_NONE)
-		st->lv[p].tail = i;
-	st->lv[p].cnt++;
-	st->count++;
-	st->bytes += s->len;
-	st->nonempty |= 1ull << p;
-	s->sender = MQ_NONE; /* its sender's share was already given back */
-	s->owner_pid = 0;
-	s->gen++;
-	s->state = S_QUEUED;
 }
 
 void ipcx__mq_detach_entry(ipcx_mq *mq, uint32_t idx)
 {
-	struct mq_attach *e = &mq->h->att[idx];
-	if (e->roles & ROLE_SEND)
-		mq->h->st.nsenders--;
-	if (e->queued) {
-		e->dead = 1; /* keep the slot until its messages are gone */
+	struct mq_hdr *h = mq->h;
+	struct mq_attach *e = &h->att[idx];
+	if (e->roles & ROLE_SEND) /* read without the lock by the fair share */
+		__atomic_store_n(&h->st.nsenders, h->st.nsenders - 1, __ATOMIC_RELAXED);
+	/* relaxed (all): the entry is ours to retire (lock held); the counters
+	 * are only summed */
+	h->st.sent_gone += atomic_exchange_explicit(&e->sent, 0, memory_order_relaxed);
+	h->st.received_gone += atomic_exchange_explicit(&e->received, 0, memory_order_relaxed);
+	if (atomic_load_explicit(&e->queued, memory_order_relaxed)) {
+		e->dead = 1; /* keep the entry until its messages are gone */
+		e->roles = 0;
+		atomic_store_explicit(&e->inflight, 0, memory_order_relaxed);
 	} else {
 		memset(e, 0, sizeof *e);
 	}
@@ -441,20 +430,74 @@ void ipcx__mq_detach_entry(ipcx_mq *mq, uint32_t idx)
 
 /* ---- create / open ------------------------------------------------------ */
 
+static uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
 static uint32_t stride_of(uint32_t max_msg)
 {
 	return (uint32_t)(max_msg >= 4096 ? round_up(max_msg, 4096)
 					  : round_up(max_msg ? max_msg : 1, 64));
 }
 
-static uint64_t slots_off(void)
+/* Ring capacity: twice the depth (rounded up to a power of two), so that
+ * a push never lands on the cell whose previous lap a popper may still be
+ * giving back: a ring holds at most depth slots. */
+static uint32_t cap_log2_of(uint32_t depth)
+{
+	uint32_t k = 0;
+	while ((1u << k) < depth)
+		k++;
+	return k + 1;
+}
+
+/*
+ * Layout after the header: the rings, then the slots.  Below 4 KiB a slot's
+ * descriptor sits just before its buffer (one 128-byte block for messages of
+ * up to 64 bytes: a message costs the other CPU one transfer, not two);
+ * from 4 KiB on the descriptors form a table and the buffers are
+ * page-aligned.
+ */
+static bool inline_slots(uint32_t max_msg)
+{
+	return max_msg < 4096;
+}
+
+static uint64_t ring_off(void)
 {
 	return round_up(sizeof(struct mq_hdr), IPCX_CACHELINE);
 }
 
-static uint64_t data_off(uint32_t depth)
+static uint64_t slots_off(uint32_t depth, uint32_t max_msg)
 {
-	return round_up(slots_off() + (uint64_t)depth * sizeof(struct mq_slot), 4096);
+	uint64_t end = ring_off() + ipcx__mq_ring_bytes(cap_log2_of(depth));
+	return inline_slots(max_msg) ? round_up(end, 4096) : round_up(end, IPCX_CACHELINE);
+}
+
+static uint64_t data_off(uint32_t depth, uint32_t max_msg)
+{
+	uint64_t so = slots_off(depth, max_msg);
+	return inline_slots(max_msg) ? so + sizeof(struct mq_slot)
+				     : round_up(so + (uint64_t)depth * sizeof(struct mq_slot), 4096);
+}
+
+static uint64_t pitch_of(uint32_t max_msg)
+{
+	return inline_slots(max_msg) ? sizeof(struct mq_slot) + stride_of(max_msg)
+				     : stride_of(max_msg);
+}
+
+static uint64_t region_size(uint32_t depth, uint32_t max_msg)
+{
+	return data_off(depth, max_msg) + (uint64_t)depth * pitch_of(max_msg);
+}
+
+static void add_entry(struct mq_attach *e, ipcx_mq *mq)
+{
+	memset(e, 0, sizeof *e);
+	e->pid = mq->pid;
+	e->start = mq->start;
 }
 
 static int register_self(ipcx_mq *mq)
@@ -464,12 +507,8 @@ static int register_self(ipcx_mq *mq)
 		return rc;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
 		struct mq_attach *e = &mq->h->att[i];
-		if (!e->pid) {
-			e->pid = mq->pid;
-			e->start = mq->start;
-			e->roles = 0;
-			e->queued = 0;
-			e->dead = 0;
+		if (!e->pid && !e->dead) {
+			add_entry(e, mq);
 			mq->idx = i;
 			ipcx__mq_unlock(mq);
 			return 0;
@@ -503,12 +542,26 @@ static void mq_free(ipcx_mq *mq)
 	free(mq);
 }
 
-static void bind_region(ipcx_mq *mq)
+/* Point the handle into the region (the configuration is validated). */
+static void bind_region(ipcx_mq *mq, uint32_t depth, uint32_t max_msg, uint32_t stride)
 {
 	char *d = ipcx_region_data(mq->region);
 	mq->h = (struct mq_hdr *)d;
-	mq->slots = (struct mq_slot *)(d + slots_off());
-	mq->bufs = (unsigned char *)d + mq->h->data_off;
+	mq->depth = depth;
+	mq->max_msg = max_msg;
+	mq->stride = stride;
+	mq->cap_log2 = cap_log2_of(depth);
+	mq->cap_mask = (1ull << mq->cap_log2) - 1;
+	mq->cells = (_Atomic uint64_t *)(d + ring_off());
+	mq->slot_base = (unsigned char *)d + slots_off(depth, max_msg);
+	mq->buf_base = (unsigned char *)d + data_off(depth, max_msg);
+	mq->buf_pitch = pitch_of(max_msg);
+	mq->slot_pitch = inline_slots(max_msg) ? mq->buf_pitch : sizeof(struct mq_slot);
+	const struct mq_hdr *h = mq->h;
+	mq->bytes_limited = h->bytes_max < (uint64_t)depth * max_msg;
+	mq->shaping = h->shape.msgs_per_s || h->shape.bytes_per_s || h->shape_sender.msgs_per_s ||
+		      h->shape_sender.bytes_per_s;
+	mq->plain = !h->persistent && !mq->shaping && !h->fair && !mq->bytes_limited;
 }
 
 static int check_rate(const ipcx_mq_rate *r)
@@ -545,7 +598,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 		o.wait = IPCX_WAIT_INIT(IPCX_WAIT_ADAPTIVE);
 
 	uint32_t stride = stride_of(o.max_msg);
-	uint64_t size = data_off(o.depth) + (uint64_t)o.depth * stride;
+	uint64_t size = region_size(o.depth, o.max_msg);
 	ipcx_region_opts ro = { .mode = o.mode, .flags = 0 };
 	ipcx_mq *mq = mq_alloc();
 	if (!mq)
@@ -558,7 +611,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	struct mq_hdr *h = ipcx_region_data(mq->region);
 	h->magic = MQ_MAGIC;
 	h->abi = MQ_ABI;
-	h->hdr_bytes = (uint32_t)slots_off();
+	h->hdr_bytes = (uint32_t)ring_off();
 	h->max_msg = o.max_msg;
 	h->depth = o.depth;
 	h->bytes_max = o.max_bytes;
@@ -568,28 +621,25 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	h->sync = o.sync;
 	h->batch_msgs = o.batch_msgs;
 	h->batch_ms = o.batch_ms;
-	h->data_off = data_off(o.depth);
+	h->data_off = data_off(o.depth, o.max_msg);
+	h->ring_off = slots_off(o.depth, o.max_msg);
+	h->cap_log2 = cap_log2_of(o.depth);
 	h->shape = o.shape;
 	h->shape_sender = o.shape_sender;
 	h->wait = o.wait;
 	h->mode = o.mode ? o.mode : 0600;
-	bind_region(mq);
-	mq->depth = o.depth;
-	mq->max_msg = o.max_msg;
-	mq->stride = stride;
+	bind_region(mq, o.depth, o.max_msg, stride);
 	mq->wait = o.wait;
 	if ((rc = lock_init(&h->lock)))
 		goto fail;
-	h->st.seq_next = 1;
-	h->st.free_head = MQ_NONE;
-	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
-		h->st.lv[p].head = h->st.lv[p].tail = MQ_NONE;
-	for (uint32_t i = o.depth; i-- > 0;) {
-		mq->slots[i].sender = MQ_NONE;
-		mq->slots[i].next = h->st.free_head;
-		h->st.free_head = i;
+	/* Not yet published: plain initialisation (relaxed stores). */
+	atomic_store_explicit(&h->seq_next, 1, memory_order_relaxed);
+	for (uint32_t i = 0; i < o.depth; i++) {
+		mq_slot(mq, i)->sender = MQ_NONE;
+		atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(S_FREE, 0, 0, i),
+				      memory_order_relaxed);
 	}
-	atomic_store_explicit(&h->ne.space, o.depth, memory_order_relaxed);
+	ipcx__mq_ring_init(mq);
 	if (o.log_path) {
 		/* Other processes open the log by this path: make it absolute. */
 		char cwd[IPCX_MQ_LOG_PATH_MAX];
@@ -603,6 +653,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 			goto fail;
 		}
 		h->persistent = 1;
+		mq->plain = false;
 		if ((rc = ipcx__mq_log_create(mq, h->log_path, h->mode)))
 			goto fail;
 	}
@@ -626,23 +677,21 @@ static int validate(ipcx_mq *mq)
 		return -EBADMSG;
 	uint64_t magic = h->magic;
 	uint32_t abi = h->abi, hb = h->hdr_bytes, max_msg = h->max_msg, depth = h->depth;
-	uint32_t stride = h->stride, full = h->full;
-	uint64_t doff = h->data_off, bmax = h->bytes_max;
+	uint32_t stride = h->stride, full = h->full, cl = h->cap_log2;
+	uint64_t doff = h->data_off, roff = h->ring_off, bmax = h->bytes_max;
 	if (magic != MQ_MAGIC)
 		return -EPROTO;
 	if (abi != MQ_ABI)
 		return -EPROTONOSUPPORT;
-	if (hb != slots_off() || max_msg > IPCX_MQ_MSG_MAX || depth == 0 ||
-	    depth > IPCX_MQ_DEPTH_MAX || stride != stride_of(max_msg) || doff != data_off(depth) ||
-	    full > IPCX_MQ_FULL_DROP || doff + (uint64_t)depth * stride > size ||
-	    bmax > (uint64_t)depth * max_msg)
+	if (hb != ring_off() || max_msg > IPCX_MQ_MSG_MAX || depth == 0 ||
+	    depth > IPCX_MQ_DEPTH_MAX || stride != stride_of(max_msg) ||
+	    doff != data_off(depth, max_msg) || roff != slots_off(depth, max_msg) ||
+	    cl != cap_log2_of(depth) || full > IPCX_MQ_FULL_DROP ||
+	    region_size(depth, max_msg) > size || bmax > (uint64_t)depth * max_msg)
 		return -EBADMSG;
 	if (h->persistent && !memchr(h->log_path, 0, sizeof h->log_path))
 		return -EBADMSG;
-	mq->depth = depth;
-	mq->max_msg = max_msg;
-	mq->stride = stride;
-	bind_region(mq);
+	bind_region(mq, depth, max_msg, stride);
 	return 0;
 }
 
@@ -659,16 +708,22 @@ IPCX_API int ipcx_mq_open(ipcx_mq **out, const char *name, const ipcx_wait *wait
 	int rc = ipcx_region_open(&mq->region, name, IPCX_KIND_MQ);
 	if (!rc)
 		rc = validate(mq);
+	/* The log before the lock: repairing after a holder died needs it. */
+	if (!rc && mq->h->persistent)
+		rc = ipcx__mq_log_attach(mq);
 	/* Validate the lock too: a lock word we cannot take is corruption. */
 	if (!rc && !(rc = ipcx__mq_lock(mq)))
 		ipcx__mq_unlock(mq);
-	if (!rc && mq->h->persistent)
-		rc = ipcx__mq_log_attach(mq);
 	if (!rc) {
 		ipcx_wait w = mq->h->wait;
 		mq->wait = ipcx__wait_resolve(wait, &w);
-		(void)mq_reclaim(mq);
+		/* Attached first, so that what reclaiming does (records it
+		 * reserves, pushes it makes) is ours should we die meanwhile. */
 		rc = register_self(mq);
+		if (rc == -EUSERS && mq_reclaim(mq) > 0)
+			rc = register_self(mq);
+		if (!rc)
+			(void)mq_reclaim(mq);
 	}
 	if (rc) {
 		mq_free(mq);
@@ -689,16 +744,16 @@ IPCX_API int ipcx_mq_close(ipcx_mq *mq)
 	if (mq->idx != MQ_NONE && !ipcx__mq_lock(mq)) {
 		/* Give back what this handle still holds. */
 		struct mq_dels dels = { 0 };
-		for (uint32_t i = 0; i < mq->depth; i++) {
-			struct mq_slot *s = &mq->slots[i];
-			if (s->owner == mq->idx && s->owner_pid == mq->pid && s->state != S_FREE &&
-			    s->state != S_QUEUED)
-				give_back(mq, i, &dels);
-		}
-		ipcx__mq_detach_entry(mq, mq->idx);
-		ipcx__mq_publish_avail(mq);
+		uint64_t me[2] = { 0, 0 };
+		me[mq->idx >> 6] = 1ull << (mq->idx & 63);
+		(void)give_back(mq, me, &dels);
 		ipcx__mq_unlock(mq);
+		/* The removals while our entry still counts them in flight. */
 		write_dels(mq, &dels);
+		if (!ipcx__mq_lock(mq)) {
+			ipcx__mq_detach_entry(mq, mq->idx);
+			ipcx__mq_unlock(mq);
+		}
 		ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
 		ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
 	}
@@ -724,10 +779,6 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	(void)mq_reclaim(mq); /* so that "alive" means alive */
 	memset(a, 0, sizeof *a);
 	struct mq_hdr *h = mq->h;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	const struct mq_state *st = &h->st;
 	a->max_msg = mq->max_msg;
 	a->depth_max = mq->depth;
 	a->bytes_max = h->bytes_max;
@@ -735,34 +786,61 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	a->fair = h->fair;
 	a->sync = h->sync;
 	a->persistent = h->persistent;
-	a->depth = st->count;
-	a->loaned = st->nloaned;
-	a->taken = st->ntaken;
-	a->bytes = st->bytes;
-	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
-		a->per_prio[p] = st->lv[p].cnt;
-	a->sent = st->sent;
-	a->received = st->received;
-	a->dropped = st->dropped;
-	a->redelivered = st->redelivered;
-	a->cancelled = st->cancelled;
-	a->shaped = st->shaped;
-	a->fair_waits = st->fair_waits;
-	a->log_bytes = h->persistent ? st->log_tail : 0;
-	a->recovered = st->recovered;
-	a->log_skipped_bytes = st->log_skipped;
+	/* The slot words say where every message is (a snapshot: concurrent
+	 * sends and receives may move some meanwhile). */
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* acquire: the slot's length is the owner's */
+		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
+		switch (mq_w_state(w)) {
+		case S_LEVEL:
+		case S_REDO:
+			a->depth++;
+			a->per_prio[mq_w_level(w)]++;
+			a->bytes += mq_slot(mq, i)->len;
+			break;
+		case S_LOANED:
+		case S_COMMITTING:
+			a->loaned++;
+			break;
+		case S_TAKEN:
+		case S_RELEASING:
+			a->taken++;
+			break;
+		default:
+			break;
+		}
+	}
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	a->sent = h->st.sent_gone;
+	a->received = h->st.received_gone;
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++) {
 		const struct mq_attach *e = &h->att[i];
+		/* relaxed (both): counts */
+		a->sent += atomic_load_explicit(&e->sent, memory_order_relaxed);
+		a->received += atomic_load_explicit(&e->received, memory_order_relaxed);
 		if (!e->pid || e->dead)
 			continue;
 		a->attached++;
 		a->senders += !!(e->roles & ROLE_SEND);
 		a->receivers += !!(e->roles & ROLE_RECV);
 	}
-	if (h->persistent)
-		memcpy(a->log_path, h->log_path, sizeof a->log_path);
-	a->log_path[sizeof a->log_path - 1] = 0;
 	ipcx__mq_unlock(mq);
+	/* relaxed (all): counts */
+	a->dropped = atomic_load_explicit(&h->stats.dropped, memory_order_relaxed);
+	a->redelivered = atomic_load_explicit(&h->stats.redelivered, memory_order_relaxed);
+	a->cancelled = atomic_load_explicit(&h->stats.cancelled, memory_order_relaxed);
+	a->shaped = atomic_load_explicit(&h->stats.shaped, memory_order_relaxed);
+	a->fair_waits = atomic_load_explicit(&h->stats.fair_waits, memory_order_relaxed);
+	a->recovered = atomic_load_explicit(&h->stats.recovered, memory_order_relaxed);
+	a->log_skipped_bytes = atomic_load_explicit(&h->stats.log_skipped, memory_order_relaxed);
+	if (h->persistent) {
+		uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
+		a->log_bytes = t & ~MQ_LOG_BUSY;
+		memcpy(a->log_path, h->log_path, sizeof a->log_path);
+	}
+	a->log_path[sizeof a->log_path - 1] = 0;
 	a->log_failed = atomic_load_explicit(&h->log.failed, memory_order_relaxed);
 	return 0;
 }
@@ -770,33 +848,37 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t prio,
 			   uint64_t seq)
 {
-	struct mq_state *st = &mq->h->st;
-	if (len > mq->max_msg || st->bytes_held + len > mq->h->bytes_max)
+	struct mq_hdr *h = mq->h;
+	uint64_t held = mq->bytes_limited ? atomic_load_explicit(&h->bytes_held,
+								 memory_order_relaxed)
+					  : 0; /* not yet published: relaxed */
+	if (len > mq->max_msg || held + len > h->bytes_max)
 		return -EOVERFLOW; /* the log holds more than this mailbox's limits */
-	uint32_t i = ipcx__mq_alloc_slot(mq);
-	if (i >= mq->depth)
+	uint32_t i;
+	uint64_t w;
+	/* Not yet published: nobody else uses the rings (the busy flag is
+	 * for form). */
+	ipcx__mq_busy(mq);
+	int r = ipcx__mq_pop(mq, MQ_RING_FREE, S_LOANED, UINT64_MAX, &i, &w);
+	ipcx__mq_idle(mq);
+	if (r != 1)
 		return -EOVERFLOW;
-	struct mq_slot *s = &mq->slots[i];
-	memcpy(mq->bufs + (size_t)i * mq->stride, data, len);
+	struct mq_slot *s = mq_slot(mq, i);
+	memcpy(mq_buf(mq, i), data, len);
 	s->len = len;
 	s->prio = prio;
 	s->seq = seq;
 	s->flags = 0;
 	s->sender = MQ_NONE;
-	s->next = MQ_NONE;
-	if (st->lv[prio].tail == MQ_NONE)
-		st->lv[prio].head = i;
-	else
-		mq->slots[st->lv[prio].tail].next = i;
-	st->lv[prio].tail = i;
-	st->lv[prio].cnt++;
-	st->count++;
-	st->bytes += len;
-	st->bytes_held += len;
-	st->nonempty |= 1ull << prio;
-	st->recovered++;
-	s->state = S_QUEUED;
-	ipcx__mq_publish_avail(mq);
+	if (mq->bytes_limited)
+		atomic_store_explicit(&h->bytes_held, held + len, memory_order_relaxed);
+	ipcx__mq_busy(mq);
+	r = ipcx__mq_push(mq, MQ_RING_LEVEL(prio), i);
+	ipcx__mq_idle(mq);
+	if (r)
+		return -EBADMSG;
+	ipcx__mq_mark(mq, prio);
+	atomic_fetch_add_explicit(&h->stats.recovered, 1, memory_order_relaxed); /* a count */
 	return 0;
 }
 

@@ -2,15 +2,23 @@
  * Mailbox internals: the shared-memory layout (an ABI) and the handle.
  *
  * The region's data area holds, in order:
- *   struct mq_hdr      configuration, lock, state, futex words, attach table
- *   struct mq_slot[depth]   one descriptor per message buffer
- *   depth buffers of `stride` bytes (page aligned when max_msg >= 4 KiB)
+ *   struct mq_hdr            configuration, lock, indices, attach table
+ *   the free ring            cap cells (cap = depth rounded up to a power of 2)
+ *   64 level rings           cap cells each, one per priority
+ *   the slots: below 4 KiB of max_msg, each a struct mq_slot followed by its
+ *   buffer of `stride` bytes; from 4 KiB on, a table of depth struct mq_slot
+ *   then depth page-aligned buffers of `stride` bytes
  *
- * Every field of mq_hdr.st, the slots and the attach table is read and
- * written only with mq_hdr.lock held; the _Atomic fields are the exceptions
- * named in their comments.  A slot's `state` is the commit point of every
- * operation, so that a process dying inside the lock leaves enough to
- * rebuild every list (mq_repair).
+ * Sending and receiving take no lock (see mq_ring.c).  A slot's ownership
+ * is its `word`: state, owning attach entry, level and ring position, changed
+ * only by compare-and-swap.  The rings are bounded MPMC queues of slot
+ * indices; a cell is one 64-bit word, "empty for position pos" or "holds slot
+ * x at position pos", so each claim and publication is a single atomic step.
+ *
+ * The robust priority-inheriting mutex `lock` guards only what is rare: the
+ * attach table, token buckets, the redelivered messages, growing and
+ * rewinding the log, and the reclaiming of dead owners.  mq_state holds the
+ * fields it guards.
  */
 #ifndef IPCX_MQ_INTERNAL_H
 #define IPCX_MQ_INTERNAL_H
@@ -22,46 +30,83 @@
 #include "../region/region_internal.h"
 
 #define MQ_MAGIC 0x31584f424c49414dull /* "MAILBOX1" */
-#define MQ_ABI 1u
+#define MQ_ABI 2u
 #define MQ_NONE 0xffffffffu
+#define MQ_BAD 0xfffffffeu
+
+/* ---- slot words -------------------------------------------------------- */
 
 enum mq_slot_state {
-	S_FREE = 0,
-	S_LOANED = 1,     /* a producer is writing it */
-	S_COMMITTING = 2, /* its log record is being written */
-	S_QUEUED = 3,
-	S_TAKEN = 4,     /* a consumer holds it */
-	S_RELEASING = 5, /* persistent: its removal record is being written */
+	S_FREE = 0,       /* in the free ring at pos (or being pushed there by owner) */
+	S_LOANED = 1,     /* owner took it from the free ring at pos; writing it */
+	S_COMMITTING = 2, /* owner is writing its log record (s->seq is set) */
+	S_LEVEL = 3,      /* queued in level ring `level` at pos (or being pushed by owner) */
+	S_TAKEN = 4,      /* owner took it from level `level` at pos */
+	S_RELEASING = 5,  /* persistent: owner is writing its removal record */
+	S_REDO = 6,       /* redelivered after its taker died: see mq_state.redo */
 };
 
+#define MQ_POS_BITS 47
+#define MQ_POS_MASK ((1ull << MQ_POS_BITS) - 1)
+
+static inline uint64_t mq_word(uint32_t state, uint32_t owner, uint32_t level, uint64_t pos)
+{
+	return (uint64_t)state << 60 | (uint64_t)(owner & 127u) << 53 |
+	       (uint64_t)(level & 63u) << MQ_POS_BITS | (pos & MQ_POS_MASK);
+}
+static inline uint32_t mq_w_state(uint64_t w) { return (uint32_t)(w >> 60); }
+static inline uint32_t mq_w_owner(uint64_t w) { return (uint32_t)(w >> 53) & 127u; }
+static inline uint32_t mq_w_level(uint64_t w) { return (uint32_t)(w >> MQ_POS_BITS) & 63u; }
+static inline uint64_t mq_w_pos(uint64_t w) { return w & MQ_POS_MASK; }
+
 struct mq_slot {
-	uint32_t state;
-	uint32_t next;   /* free list or level list */
+	_Atomic uint64_t word;
 	uint32_t len;    /* loaned or message length */
 	uint32_t prio;
 	uint32_t flags;  /* IPCX_MQ_REDELIVERED */
-	uint32_t gen;    /* bumped at every state change (stale handles, ABA) */
-	uint32_t owner;  /* attach index of the loaner / taker */
 	uint32_t sender; /* attach index of the sender (fair share), MQ_NONE */
-	int32_t owner_pid;
-	uint32_t pad;
-	uint64_t owner_start; /* start time of owner_pid (recycled pids) */
-	uint64_t seq;
-	uint64_t pad2;
+	uint64_t seq;    /* mailbox-wide sequence number */
+	uint64_t pad[4];
 };
 _Static_assert(sizeof(struct mq_slot) == 64, "slot is an ABI");
 
+/* ---- rings --------------------------------------------------------------
+ * Cell of position pos (at index pos & (cap - 1)): bit 63 full, bit 62 skip
+ * (a position whose sender died after claiming it), bits 20..61 the lap
+ * (pos >> log2 cap, truncated), bits 0..19 the slot index.  Empty for
+ * position pos is the lap alone, so zeroed memory is every cell empty for
+ * lap 0; a popped cell becomes empty for pos + cap. */
+#define MQ_CELL_FULL (1ull << 63)
+#define MQ_CELL_SKIP (1ull << 62)
+#define MQ_LAP_BITS 42
+#define MQ_LAP_MASK ((1ull << MQ_LAP_BITS) - 1)
+#define MQ_IDX_MASK ((1u << 20) - 1)
+
+/* A ring's two positions, each on its own 128-byte block. */
+struct mq_ring_idx {
+	_Atomic uint64_t head IPCX_ALIGNED; /* next position to pop */
+	_Atomic uint64_t tail IPCX_ALIGNED; /* next position to push */
+};
+
 enum { ROLE_SEND = 1u, ROLE_RECV = 2u };
 
+/* One attached handle.  The counters are written by their handle only
+ * (its own block), summed by getattr. */
 struct mq_attach {
-	int32_t pid;     /* 0 = free entry */
-	uint32_t roles;  /* ROLE_* seen so far */
-	uint64_t start;  /* start time of pid */
-	uint32_t queued; /* messages of this sender in the queue */
-	uint32_t dead;   /* the process died; kept until queued drains */
-	uint64_t pad;
+	int32_t pid;     /* 0 = free entry (lock) */
+	uint32_t roles;  /* ROLE_* seen so far (lock) */
+	uint64_t start;  /* start time of pid (lock) */
+	uint32_t dead;   /* the process died; kept until queued drains (lock) */
+	_Atomic uint32_t queued;   /* fair share: its messages in the queue */
+	_Atomic uint32_t inflight; /* log records reserved, not yet written */
+	uint32_t pad0;
+	_Atomic uint64_t sent, received;
+	/* The ring positions the handle is claiming or holds (mq_ring.c):
+	 * MQ_INTENT(ring, pos), 0 none.  Written before the claiming CAS. */
+	_Atomic uint64_t intent_pop, intent_push;
+	uint8_t pad[IPCX_CACHELINE - 64];
 };
-_Static_assert(sizeof(struct mq_attach) == 32, "attach entry is an ABI");
+_Static_assert(sizeof(struct mq_attach) == IPCX_CACHELINE, "attach entry is an ABI");
 
 /* GCRA token bucket: theoretical arrival times, in CLOCK_MONOTONIC ns. */
 struct mq_bucket {
@@ -69,49 +114,26 @@ struct mq_bucket {
 	uint64_t tat_bytes;
 };
 
-/* One priority level: a FIFO of slots. */
-struct mq_level {
-	uint32_t head, tail, cnt;
-};
-
-/* What every send and receive touches comes first, in as few cache lines
- * as possible (each line the lock holder writes moves between CPUs). */
+/* Guarded by the lock. */
 struct mq_state {
-	uint32_t free_head;
-	uint32_t count;   /* queued */
-	uint32_t nloaned; /* LOANED + COMMITTING */
-	uint32_t ntaken;
-	uint64_t bytes;      /* queued payload bytes */
-	uint64_t bytes_held; /* queued + loaned + taken: what max_bytes bounds */
-	uint64_t nonempty;   /* bit p: level p has messages */
-	uint64_t seq_next;
-	uint64_t sent, received;
-	uint64_t log_tail;  /* next record offset in the log */
-	uint64_t log_alloc; /* bytes of log file allocated (fallocate) */
-	uint32_t nsenders;  /* live attach entries with ROLE_SEND */
+	uint32_t nsenders; /* live attach entries with ROLE_SEND */
 	uint32_t pad0;
-	struct mq_level lv[IPCX_MQ_PRIO_LEVELS];
+	uint64_t redo_next; /* stamp of the next redelivered message (FIFO among them) */
 	struct mq_bucket shape;
-	uint64_t dropped, redelivered, cancelled, shaped, fair_waits;
-	uint64_t recovered, log_skipped;
+	uint64_t sent_gone, received_gone; /* counters of detached handles */
 	uint64_t repairs;
 };
 
 struct mq_waitword {
 	_Atomic uint32_t seq;
 	_Atomic uint32_t sleepers;
-	/* Mirrors for lock-free readiness checks, written under the lock and
-	 * read anywhere (both in the not-empty block, one line for the two):
-	 * messages queued, and free slots. */
-	_Atomic uint32_t avail;
-	_Atomic uint32_t space;
 } IPCX_ALIGNED;
 
 struct mq_hdr {
 	/* Configuration: written once by the creator before publication. */
 	uint64_t magic;
 	uint32_t abi;
-	uint32_t hdr_bytes; /* offset of the slot table */
+	uint32_t hdr_bytes; /* offset of the rings */
 	uint32_t max_msg;
 	uint32_t depth;
 	uint64_t bytes_max;
@@ -122,6 +144,9 @@ struct mq_hdr {
 	uint32_t batch_msgs;
 	uint32_t batch_ms;
 	uint64_t data_off; /* offset of the first buffer */
+	uint64_t ring_off; /* offset of the first slot descriptor */
+	uint32_t cap_log2; /* ring capacity: 1 << cap_log2 >= depth */
+	uint32_t pad0;
 	ipcx_mq_rate shape;
 	ipcx_mq_rate shape_sender;
 	ipcx_wait wait;
@@ -132,15 +157,35 @@ struct mq_hdr {
 	pthread_mutex_t lock IPCX_ALIGNED;
 	struct mq_state st IPCX_ALIGNED;
 
+	/* Read by every send and receive, written rarely: bit p of nonempty
+	 * says level p may hold messages (set by senders that find it clear,
+	 * cleared only by the liveness check); bit p of redo says redelivered
+	 * messages of level p wait (lock). */
+	struct {
+		_Atomic uint64_t nonempty;
+		_Atomic uint64_t redo;
+	} bits IPCX_ALIGNED;
+	_Atomic uint64_t seq_next IPCX_ALIGNED; /* senders of a persistent mailbox */
+	/* Only when max_bytes is below depth * max_msg: payload bytes held. */
+	_Atomic uint64_t bytes_held IPCX_ALIGNED;
+	struct {
+		_Atomic uint64_t dropped, redelivered, cancelled, shaped, fair_waits;
+		_Atomic uint64_t recovered, log_skipped;
+	} stats IPCX_ALIGNED;
+
 	struct mq_waitword ne; /* not empty: receivers sleep here */
 	struct mq_waitword nf; /* not full: senders sleep here */
-	/* Log bookkeeping touched outside the lock. */
+	/* The log (persistent mailboxes). */
 	struct {
-		_Atomic uint32_t inflight;  /* records reserved, not yet written */
+		_Atomic uint64_t tail;  /* next record offset; MQ_LOG_BUSY while compacting */
+		_Atomic uint64_t alloc; /* bytes of log file allocated (fallocate; lock) */
 		_Atomic uint32_t unsynced;  /* batch mode: records since last sync */
-		_Atomic uint64_t last_sync_ns;
 		_Atomic uint32_t failed;    /* an fdatasync failed: refuse sends */
+		_Atomic uint64_t last_sync_ns;
 	} log IPCX_ALIGNED;
+
+	struct mq_ring_idx freer;
+	struct mq_ring_idx lv[IPCX_MQ_PRIO_LEVELS];
 
 	struct mq_attach att[IPCX_MQ_ATTACH_MAX] IPCX_ALIGNED;
 };
@@ -148,18 +193,26 @@ struct mq_hdr {
 struct ipcx_mq {
 	ipcx_region *region;
 	struct mq_hdr *h;
-	struct mq_slot *slots;
-	unsigned char *bufs;
+	_Atomic uint64_t *cells; /* free ring, then the level rings */
+	unsigned char *slot_base, *buf_base; /* slot 0's descriptor and buffer */
+	size_t slot_pitch, buf_pitch;         /* bytes from one slot's to the next */
 	uint32_t depth, max_msg, stride; /* validated copies */
-	uint32_t idx;                    /* our attach entry */
+	uint32_t cap_log2;
+	uint64_t cap_mask;
+	bool bytes_limited; /* bytes_max < depth * max_msg */
+	bool shaping;       /* a token bucket is configured */
+	bool plain;         /* none of: persistence, shaping, fair share, byte bound */
+	uint32_t idx;       /* our attach entry */
 	int32_t pid;
 	uint64_t start;
 	ipcx_wait wait;
 	struct mq_bucket shape; /* per-sender bucket (under the mailbox lock) */
-	uint32_t roles;         /* roles already published to our entry */
+	_Atomic uint32_t roles; /* roles already published to our entry */
+	_Atomic uint32_t busy;  /* a thread is in a ring operation on this handle */
 	int log_fd;             /* -1: memory only */
 	unsigned char *log_map; /* the log file, mapped (MQ_LOG_WINDOW bytes) */
-	uint64_t log_size;      /* file size as last seen by this handle */
+	_Atomic uint64_t log_size; /* file size as last seen by this handle */
+	_Atomic uint64_t log_ready_lo, log_ready_hi; /* log range populated in our mapping */
 	/* readiness thread (mq_notify.c) */
 	pthread_mutex_t nlock;
 	int thread_started;
@@ -171,22 +224,88 @@ struct ipcx_mq {
 	void *notify_arg;
 };
 
+static inline struct mq_slot *mq_slot(const ipcx_mq *mq, uint32_t i)
+{
+	return (struct mq_slot *)(mq->slot_base + (size_t)i * mq->slot_pitch);
+}
+
+static inline unsigned char *mq_buf(const ipcx_mq *mq, uint32_t i)
+{
+	return mq->buf_base + (size_t)i * mq->buf_pitch;
+}
+
 /* mq.c */
 IPCX_HIDDEN int ipcx__mq_lock(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_unlock(ipcx_mq *mq);
-IPCX_HIDDEN void ipcx__mq_publish_avail(ipcx_mq *mq);
-IPCX_HIDDEN void ipcx__mq_free_slot(ipcx_mq *mq, uint32_t i);
-/* Pop a free slot (lock held): its index, MQ_NONE if none, or MQ_BAD if the
- * free list is corrupted. */
-IPCX_HIDDEN uint32_t ipcx__mq_alloc_slot(ipcx_mq *mq);
-#define MQ_BAD 0xfffffffeu
-/* Free (or, while its messages are queued, retire) an attach entry. */
+/* Free (or, while its messages are queued, retire) an attach entry (lock). */
 IPCX_HIDDEN void ipcx__mq_detach_entry(ipcx_mq *mq, uint32_t idx);
-/* Liveness hook of every wait: reclaims what dead processes held.  0. */
+/* Liveness hook of every wait: reclaims what dead processes held, repairs
+ * the non-empty bits.  0. */
 IPCX_HIDDEN int ipcx__mq_check(void *mq);
 /* Queue a recovered message (creator only, before publication). */
 IPCX_HIDDEN int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len,
 				       uint32_t prio, uint64_t seq);
+/* Redelivered messages (lock held): queue slot i, taken at word w, again;
+ * take the oldest one of level p into *out (1), or 0 if none. */
+IPCX_HIDDEN void ipcx__mq_redo_put(ipcx_mq *mq, uint32_t i, uint64_t w);
+IPCX_HIDDEN int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w);
+
+/* mq_ring.c: the lock-free rings.  Ring r is 0 (free) or 1 + level.  The
+ * ring operations require the handle's busy flag (ipcx__mq_busy); the lock,
+ * if needed, is taken before it, never while holding it. */
+#define MQ_INTENT(r, pos) (((uint64_t)(r) + 1) << 56 | ((pos) & ((1ull << 56) - 1)))
+#define MQ_RING_FREE 0u
+#define MQ_RING_LEVEL(p) (1u + (p))
+/* Push slot i (which we own, or adopt) into ring r: its word becomes
+ * FREE/LEVEL at the position it lands on.  0 or -EBADMSG. */
+IPCX_HIDDEN int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i);
+/* Pop the oldest slot of ring r into *out, its word becoming `state` owned
+ * by us (*w).  1 popped, 0 empty, -EMSGSIZE the oldest is longer than cap
+ * (it stays), -EBADMSG. */
+IPCX_HIDDEN int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t cap,
+			     uint32_t *out, uint64_t *w);
+/* Push in two steps: claim a position *pos for slot i (its word names it;
+ * receivers wait at a claimed cell), then publish it.  Between them the
+ * sender may write the message.  A claim not to be published is abandoned
+ * (the cell becomes a skip).  The handle's busy flag is held throughout. */
+IPCX_HIDDEN int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos);
+IPCX_HIDDEN void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i);
+IPCX_HIDDEN void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos);
+/* Whether slot i's word w (FREE or LEVEL) is in its ring. */
+IPCX_HIDDEN bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w);
+/* Finish or undo the ring operations dead attach entry o was in (lock
+ * held, o's process dead).  Slots it held are left to the caller. */
+IPCX_HIDDEN void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o);
+/* The handle's busy flag: ring operations of one handle are serialised,
+ * so that its intents name one operation each. */
+IPCX_HIDDEN void ipcx__mq_busy(ipcx_mq *mq);
+IPCX_HIDDEN void ipcx__mq_idle(ipcx_mq *mq);
+/* The copying send and receive of a mailbox without persistence, shaping,
+ * fair share or byte bound (they take the busy flag themselves).
+ * fast_send: 1 sent; 0 no free slot (nothing done); 2 slot *loaned is
+ * loaned to us (S_LOANED) but its level could not be claimed at once;
+ * -EBADMSG.  fast_recv: 1 received into buf (m: len, prio, flags, seq); 0
+ * level p is empty; -EMSGSIZE; -EBADMSG. */
+IPCX_HIDDEN int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len,
+				   uint32_t *loaned);
+IPCX_HIDDEN int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap,
+				   ipcx_mq_msg *m);
+/* Whether ring r looks non-empty. */
+IPCX_HIDDEN bool ipcx__mq_ring_busy(ipcx_mq *mq, uint32_t r);
+/* Mark level p non-empty (after a push). */
+IPCX_HIDDEN void ipcx__mq_mark(ipcx_mq *mq, uint32_t p);
+/* Clear the bits of levels that look empty, then set again any that a
+ * racing sender filled; set the bits of non-empty levels left clear. */
+IPCX_HIDDEN void ipcx__mq_fix_bits(ipcx_mq *mq);
+/* Whether a message (probably) waits. */
+IPCX_HIDDEN bool ipcx__mq_readable(ipcx_mq *mq);
+/* Change slot i's word from `from` to `state` owned by us (same level and
+ * position).  true on success. */
+IPCX_HIDDEN bool ipcx__mq_own(ipcx_mq *mq, uint32_t i, uint64_t from, uint32_t state,
+			      uint64_t *w);
+IPCX_HIDDEN uint64_t ipcx__mq_ring_bytes(uint32_t cap_log2);
+/* Every slot in the free ring (the creator, before publication). */
+IPCX_HIDDEN void ipcx__mq_ring_init(ipcx_mq *mq);
 
 /* mq_log.c: the persistent log. */
 #define MQ_LOG_HDR 64u
@@ -201,24 +320,30 @@ IPCX_HIDDEN int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off);
 IPCX_HIDDEN int ipcx__mq_log_sync(ipcx_mq *mq);
 /* After a record reached the file: fdatasync as the sync mode says. */
 IPCX_HIDDEN int ipcx__mq_log_after_write(ipcx_mq *mq);
-/* Reset an empty log to its header (lock held). */
-IPCX_HIDDEN void ipcx__mq_log_compact(ipcx_mq *mq);
+/* Compact the log if the mailbox is empty and the log is long (takes the
+ * lock; cheap to call when it is short). */
+IPCX_HIDDEN void ipcx__mq_log_maybe_compact(ipcx_mq *mq);
 IPCX_HIDDEN uint64_t ipcx__mq_rec_size(uint32_t len);
 /* Largest log file: each handle maps this much address space once. */
 #define MQ_LOG_WINDOW (16ull << 30)
 #define MQ_LOG_NONE UINT64_MAX
-/* Reserve a message record of len payload bytes at the log's tail (lock
- * held), growing the file first so that the removal records of every live
- * message are sure to fit too: a full disk shows here, as -ENOSPC, never
- * later.  0 and *off, or -errno. */
+#define MQ_LOG_BUSY (1ull << 63)
+/* Reserve a message record of len payload bytes at the log's tail, growing
+ * the file first so that the removal records of every message that can be
+ * live are sure to fit too: a full disk shows here, as -ENOSPC, never later.
+ * Counts the record in our entry's inflight.  0 and *off, or -errno. */
 IPCX_HIDDEN int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off);
-/* Reserve a removal record (lock held); MQ_LOG_NONE if there is no room
- * (only when the shared state is inconsistent).  The writer then calls
- * ipcx__mq_log_put / ipcx__mq_log_del_done and ipcx__mq_log_written. */
+/* Reserve a removal record (counted in inflight); MQ_LOG_NONE if there is no
+ * room (only when the shared state is inconsistent).  The writer then calls
+ * ipcx__mq_log_del / ipcx__mq_log_put and ipcx__mq_log_written. */
 IPCX_HIDDEN uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes);
+/* As ipcx__mq_log_reserve for a removal record, with the lock held. */
+IPCX_HIDDEN uint64_t ipcx__mq_log_reserve_locked(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_log_written(ipcx_mq *mq);
 /* Write a removal record, then sync as the mode says. */
 IPCX_HIDDEN int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off);
+/* After a death inside the lock: undo a half-done compaction. */
+IPCX_HIDDEN void ipcx__mq_log_repair(ipcx_mq *mq);
 
 /* mq_notify.c */
 IPCX_HIDDEN void ipcx__mq_notify_stop(ipcx_mq *mq);

@@ -3,15 +3,16 @@
  *
  * File layout (little-endian):
  *   a 64-byte header: magic "IPCXMQLG", version, header size, seq_base (the
- *   first sequence number a recovered mailbox may use), CRC32C of the header;
+ *   first sequence number a recovered mailbox may use; records numbered
+ *   below it are dead, written before the last rewind), CRC32C of the header;
  *   then records, each 8-byte aligned:
  *     u32 type ("MPUT" a message, "MDEL" its removal)  u32 len
  *     u64 seq   u32 prio   u32 flags   u32 crc   u32 reserved
  *     len bytes of payload (PUT only), zero padding to 8 bytes
  *   crc is CRC32C over the first 24 header bytes and the payload.
  *
- * Writers reserve a record's offset and sequence number together under the
- * mailbox lock, then write it with one pwritev outside the lock.  A writer
+ * Writers reserve a record's offset with a CAS on the log's tail (the lock
+ * only to grow the file), then store it into the mapped file.  A writer
  * that dies or fails half-way leaves a hole (zeros or a torn record) that
  * later records follow: recovery therefore resynchronises, stepping 8 bytes
  * at a time past anything that does not check out, and cuts the file after
@@ -146,6 +147,31 @@ int ipcx__mq_log_after_write(ipcx_mq *mq)
 	}
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* The log's pages are made writable in our mapping ahead of the records, a
+ * window at a time: one madvise instead of a write fault per page (each of
+ * which, on a shared file mapping, also runs the file system's mkwrite). */
+#define MQ_LOG_AHEAD (1ull << 20)
+
+static void populate(ipcx_mq *mq, uint64_t off, uint64_t size)
+{
+	/* relaxed (all): a per-handle hint; a race only populates twice */
+	uint64_t lo = atomic_load_explicit(&mq->log_ready_lo, memory_order_relaxed);
+	uint64_t hi = atomic_load_explicit(&mq->log_ready_hi, memory_order_relaxed);
+	if (off >= lo && off < hi)
+		return;
+	uint64_t from = off & ~4095ull, to = from + MQ_LOG_AHEAD;
+	if (to > size)
+		to = size & ~4095ull;
+	if (to <= from)
+		return;
+	atomic_store_explicit(&mq->log_ready_lo, from, memory_order_relaxed);
+	atomic_store_explicit(&mq->log_ready_hi, to, memory_order_relaxed);
+	(void)madvise(mq->log_map + from, to - from, MADV_POPULATE_WRITE); /* best effort */
+}
+
 /* Room at [off, off + len) of the mapped file, checked against the file's
  * real size (never the shared state alone: writing past the end of a
  * mapped file raises SIGBUS). */
@@ -154,12 +180,16 @@ static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
 	uint64_t end;
 	if (ipcx__add_overflow(off, len, &end) || end > MQ_LOG_WINDOW || off < MQ_LOG_HDR)
 		return NULL;
-	if (end > mq->log_size) {
+	/* relaxed (both): a per-handle cache of the file size */
+	uint64_t size = atomic_load_explicit(&mq->log_size, memory_order_relaxed);
+	if (end > size) {
 		struct stat sb;
 		if (fstat(mq->log_fd, &sb) < 0 || (uint64_t)sb.st_size < end)
 			return NULL;
-		mq->log_size = (uint64_t)sb.st_size;
+		size = (uint64_t)sb.st_size;
+		atomic_store_explicit(&mq->log_size, size, memory_order_relaxed);
 	}
+	populate(mq, off, size);
 	return mq->log_map + off;
 }
 
@@ -168,9 +198,9 @@ static unsigned char *log_at(ipcx_mq *mq, uint64_t off, uint64_t len)
  * a crash does not check out. */
 int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off)
 {
-	const struct mq_slot *s = &mq->slots[slot];
+	const struct mq_slot *s = mq_slot(mq, slot);
 	uint32_t len = s->len;
-	const void *payload = mq->bufs + (size_t)slot * mq->stride;
+	const void *payload = mq_buf(mq, slot);
 	uint64_t rs = ipcx__mq_rec_size(len);
 	unsigned char *p = log_at(mq, off, rs);
 	if (!p)
@@ -199,8 +229,10 @@ int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off)
 /* Grow the file to at least `need` bytes, a chunk at a time (lock held). */
 static int grow(ipcx_mq *mq, uint64_t need)
 {
-	struct mq_state *st = &mq->h->st;
-	if (need <= st->log_alloc)
+	_Atomic uint64_t *alloc = &mq->h->log.alloc;
+	/* relaxed: written under the lock we hold */
+	uint64_t have = atomic_load_explicit(alloc, memory_order_relaxed);
+	if (need <= have)
 		return 0;
 	if (need > MQ_LOG_WINDOW)
 		return -EFBIG;
@@ -210,43 +242,107 @@ static int grow(ipcx_mq *mq, uint64_t need)
 		to = MQ_LOG_WINDOW;
 	/* Allocate the blocks now: stores into a mapped file that has none
 	 * would meet a full disk as SIGBUS. */
-	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)st->log_alloc,
-				       (off_t)(to - st->log_alloc));
+	int e = ipcx__mq_sys.fallocate(mq->log_fd, (off_t)have, (off_t)(to - have));
 	if (e)
 		return e == ENOSPC || e == EDQUOT ? -ENOSPC : e == EFBIG ? -EFBIG : -e;
-	st->log_alloc = to;
+	/* release: the blocks exist before anyone reserves a record in them
+	 * (pairs with the acquire in reserve) */
+	atomic_store_explicit(alloc, to, memory_order_release);
 	return 0;
+}
+
+static _Atomic uint32_t *inflight(ipcx_mq *mq)
+{
+	static _Atomic uint32_t none; /* the creator, before it is attached */
+	return mq->idx < IPCX_MQ_ATTACH_MAX ? &mq->h->att[mq->idx].inflight : &none;
+}
+
+/*
+ * Reserve `bytes` at the log's tail with `room` more bytes allocated after
+ * them.  Lock-free unless the file must grow (or is being rewound, which
+ * holds the lock with MQ_LOG_BUSY set in the tail).  The record counts in
+ * our entry's inflight from before the reservation until it is written, so
+ * a rewind (which sets MQ_LOG_BUSY, then reads every inflight) never
+ * happens under a record being written.  locked: the caller holds the lock.
+ */
+static int reserve(ipcx_mq *mq, uint64_t bytes, uint64_t room, bool locked, uint64_t *off)
+{
+	struct mq_hdr *h = mq->h;
+	/* seq_cst: before the tail CAS, in the order compaction reads them */
+	atomic_fetch_add_explicit(inflight(mq), 1, memory_order_seq_cst);
+	/* seq_cst: as the CAS below */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst);
+	for (unsigned n = 0;; n++) {
+		uint64_t end;
+		if (n > 1000000 || (!(t & MQ_LOG_BUSY) &&
+				    (ipcx__add_overflow(t, bytes + room, &end) || end > MQ_LOG_WINDOW))) {
+			atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_relaxed); /* ours */
+			return t & MQ_LOG_BUSY ? -EBADMSG : -EFBIG;
+		}
+		if (t & MQ_LOG_BUSY) {
+			if (locked) /* we are the compactor's caller: cannot be */
+				return atomic_fetch_sub_explicit(inflight(mq), 1,
+								 memory_order_relaxed),
+				       -EBADMSG;
+			/* The compactor holds the lock: wait for it there. */
+			if (!ipcx__mq_lock(mq))
+				ipcx__mq_unlock(mq);
+			t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as above */
+			continue;
+		}
+		/* acquire: pairs with grow's release: the blocks exist */
+		if (end > atomic_load_explicit(&h->log.alloc, memory_order_acquire)) {
+			int rc = locked ? 0 : ipcx__mq_lock(mq);
+			if (!rc) {
+				rc = grow(mq, end);
+				if (!locked)
+					ipcx__mq_unlock(mq);
+			}
+			if (rc) {
+				atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_relaxed);
+				return rc;
+			}
+			t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as above */
+			continue;
+		}
+		/* seq_cst: ordered after our inflight increment for compaction */
+		if (atomic_compare_exchange_weak_explicit(&h->log.tail, &t, t + bytes,
+							  memory_order_seq_cst,
+							  memory_order_seq_cst)) {
+			*off = t;
+			return 0;
+		}
+	}
 }
 
 int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
 {
-	struct mq_state *st = &mq->h->st;
 	/* This record, and one removal record for every message that could
-	 * still need one (this one included). */
-	uint64_t live = (uint64_t)st->count + st->nloaned + st->ntaken + 1;
-	int rc = grow(mq, st->log_tail + ipcx__mq_rec_size(len) + live * MQ_REC_HDR);
-	if (rc)
-		return rc;
-	*off = ipcx__mq_log_reserve(mq, ipcx__mq_rec_size(len));
-	return 0;
+	 * still need one (at most depth of them, this one included). */
+	return reserve(mq, ipcx__mq_rec_size(len), (uint64_t)mq->depth * MQ_REC_HDR, false, off);
+}
+
+static uint64_t reserve_del(ipcx_mq *mq, bool locked)
+{
+	uint64_t off;
+	return reserve(mq, MQ_REC_HDR, 0, locked, &off) ? MQ_LOG_NONE : off;
 }
 
 uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes)
 {
-	struct mq_state *st = &mq->h->st;
-	if (st->log_tail + bytes > st->log_alloc && grow(mq, st->log_tail + bytes))
-		return MQ_LOG_NONE;
-	uint64_t off = st->log_tail;
-	st->log_tail += bytes;
-	/* relaxed: a count; compaction reads it under the lock, and a record
-	 * reserved under the lock cannot be missed there */
-	atomic_fetch_add_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
-	return off;
+	(void)bytes;
+	return reserve_del(mq, false);
+}
+
+uint64_t ipcx__mq_log_reserve_locked(ipcx_mq *mq)
+{
+	return reserve_del(mq, true);
 }
 
 void ipcx__mq_log_written(ipcx_mq *mq)
 {
-	atomic_fetch_sub_explicit(&mq->h->log.inflight, 1, memory_order_relaxed);
+	/* release: our record's stores before compaction may see us done */
+	atomic_fetch_sub_explicit(inflight(mq), 1, memory_order_release);
 }
 
 int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
@@ -257,19 +353,81 @@ int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
 	return rc ? rc : ipcx__mq_log_after_write(mq);
 }
 
-void ipcx__mq_log_compact(ipcx_mq *mq)
+/* Rewind an empty log once it has grown past this. */
+#define MQ_COMPACT_BYTES (16ull << 20)
+
+/* Whether no message has a record in the log (lock held, tail busy):
+ * every slot free or loaned, and no record being written. */
+static bool log_idle(ipcx_mq *mq)
 {
-	struct mq_state *st = &mq->h->st;
-	/* The header first: should the truncation not happen, the old records
-	 * are all deleted ones and stay harmless. */
-	if (write_hdr(mq->log_fd, st->seq_next))
+	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
+		/* seq_cst: after our MQ_LOG_BUSY CAS (see reserve) */
+		if (atomic_load_explicit(&mq->h->att[i].inflight, memory_order_seq_cst))
+			return false;
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		/* relaxed: a message's state; its record is covered by inflight */
+		uint32_t st = mq_w_state(atomic_load_explicit(&mq_slot(mq, i)->word,
+							      memory_order_relaxed));
+		if (st != S_FREE && st != S_LOANED)
+			return false;
+	}
+	return true;
+}
+
+void ipcx__mq_log_maybe_compact(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	/* relaxed: a hint, decided below under the lock */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
+	if (t < MQ_COMPACT_BYTES || (t & MQ_LOG_BUSY) || ipcx__mq_readable(mq))
 		return;
-	if (ipcx__mq_sys.ftruncate(mq->log_fd, MQ_LOG_HDR))
+	if (ipcx__mq_lock(mq))
 		return;
-	st->log_tail = st->log_alloc = MQ_LOG_HDR;
-	mq->log_size = MQ_LOG_HDR;
-	if (mq->h->sync == IPCX_MQ_SYNC_ALWAYS)
-		(void)sync_fd(mq);
+	t = atomic_load_explicit(&h->log.tail, memory_order_seq_cst); /* as in reserve */
+	if (t < MQ_COMPACT_BYTES || (t & MQ_LOG_BUSY) ||
+	    !atomic_compare_exchange_strong_explicit(&h->log.tail, &t, t | MQ_LOG_BUSY,
+						     memory_order_seq_cst, memory_order_relaxed)) {
+		ipcx__mq_unlock(mq);
+		return;
+	}
+	uint64_t to = t;
+	/* Rewind: the header's seq_base becomes the next sequence number, so
+	 * recovery ignores every record before it, and the next records
+	 * overwrite the old ones in place (the file keeps its blocks and its
+	 * pages, which a truncation would make every process fault in again).
+	 * With sync batch or always the header is made durable first: new
+	 * records must not reach the disk under an old header that would take
+	 * old ones for live.  Sync none makes no promise for power loss (the
+	 * header is written back with the records, within the same window). */
+	if (log_idle(mq) &&
+	    !write_hdr(mq->log_fd, atomic_load_explicit(&h->seq_next, memory_order_relaxed)) &&
+	    (h->sync == IPCX_MQ_SYNC_NONE || !sync_fd(mq)))
+		to = MQ_LOG_HDR;
+	/* release: the header before reservations resume (pairs with the
+	 * seq_cst CAS in reserve) */
+	atomic_store_explicit(&h->log.tail, to, memory_order_release);
+	ipcx__mq_unlock(mq);
+}
+
+void ipcx__mq_log_repair(ipcx_mq *mq)
+{
+	struct mq_hdr *h = mq->h;
+	/* relaxed (all): under the lock, after its holder died */
+	uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
+	if (!(t & MQ_LOG_BUSY))
+		return;
+	/* A rewinder died: the header may or may not have its new seq_base.
+	 * Keep the tail (records go after whatever is there: the old ones are
+	 * all dead, numbered below any new one) and trust only the blocks the
+	 * file has. */
+	struct stat sb;
+	uint64_t alloc = atomic_load_explicit(&h->log.alloc, memory_order_relaxed);
+	if (mq->log_fd < 0 || fstat(mq->log_fd, &sb) < 0)
+		alloc = MQ_LOG_HDR; /* unknown: the next reservation grows it again */
+	else if ((uint64_t)sb.st_size < alloc)
+		alloc = (uint64_t)sb.st_size;
+	atomic_store_explicit(&h->log.alloc, alloc, memory_order_relaxed);
+	atomic_store_explicit(&h->log.tail, t & ~MQ_LOG_BUSY, memory_order_relaxed);
 }
 
 /* ---- opening and recovery ------------------------------------------------ */
@@ -326,7 +484,6 @@ static int cmp_u64(const void *a, const void *b)
 /* Scan the log, queue the live messages, cut the invalid tail. */
 static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 {
-	struct mq_state *st = &mq->h->st;
 	const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
@@ -351,7 +508,10 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 			off += 8;
 			continue;
 		}
-		if (r.type == MQ_REC_PUT) {
+		if (r.seq < hd->seq_base) {
+			/* Before the last rewind: deleted, and perhaps partly
+			 * overwritten since. */
+		} else if (r.type == MQ_REC_PUT) {
 			if (np == cap_p) {
 				struct put *n = realloc(puts, (cap_p *= 2) * sizeof *puts);
 				if (!n) {
@@ -400,15 +560,17 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd)
 	}
 	if (rc)
 		goto out;
-	st->seq_next = hd->seq_base > max_seq + 1 ? hd->seq_base : max_seq + 1;
-	st->log_skipped = skipped;
+	/* relaxed (both): not yet published */
+	atomic_store_explicit(&mq->h->seq_next, hd->seq_base > max_seq + 1 ? hd->seq_base : max_seq + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&mq->h->stats.log_skipped, skipped, memory_order_relaxed);
 	if (valid_end < size) {
 		if (ipcx__mq_sys.ftruncate(fd, (off_t)valid_end) < 0) {
 			rc = -errno;
 			goto out;
 		}
 	}
-	st->log_tail = valid_end;
+	atomic_store_explicit(&mq->h->log.tail, valid_end, memory_order_relaxed); /* as above */
 out:
 	free(puts);
 	free(dels);
@@ -461,7 +623,7 @@ int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
 			rc = -errno;
 		if (!rc)
 			fsync_dir(path);
-		mq->h->st.log_tail = MQ_LOG_HDR;
+		atomic_store_explicit(&mq->h->log.tail, MQ_LOG_HDR, memory_order_relaxed);
 	} else if (!rc) {
 		struct log_hdr hd;
 		if (sb.st_size < (off_t)MQ_LOG_HDR)
@@ -474,14 +636,17 @@ int ipcx__mq_log_create(ipcx_mq *mq, const char *path, mode_t mode)
 			rc = -errno;
 	}
 	atomic_store_explicit(&mq->h->log.last_sync_ns, ipcx__now_ns(), memory_order_relaxed);
+	/* Not yet published: relaxed. */
+	uint64_t tail = atomic_load_explicit(&mq->h->log.tail, memory_order_relaxed);
 	if (!rc) {
-		mq->h->st.log_alloc = mq->h->st.log_tail;
-		mq->log_size = mq->h->st.log_tail;
+		atomic_store_explicit(&mq->h->log.alloc, tail, memory_order_relaxed);
+		atomic_store_explicit(&mq->log_size, tail, memory_order_relaxed);
 		rc = map_log(mq);
 	}
-	/* Room for the removal records of the recovered messages. */
+	/* Room for the removal records of the recovered messages (and of any
+	 * message that can be live, as every message record reserves). */
 	if (!rc)
-		rc = grow(mq, mq->h->st.log_tail + (uint64_t)mq->h->st.count * MQ_REC_HDR);
+		rc = grow(mq, tail + (uint64_t)mq->depth * MQ_REC_HDR);
 	/* Shared from now on: every process with the mailbox open holds it. */
 	if (!rc && flock(fd, LOCK_SH) < 0)
 		rc = -errno;

@@ -24,8 +24,7 @@ static int message_or_stop(void *arg)
 	ipcx_mq *mq = arg;
 	if (atomic_load_explicit(&mq->stop, memory_order_acquire))
 		return 1;
-	/* acquire: the count published by the sender's commit */
-	return atomic_load_explicit(&mq->h->ne.avail, memory_order_acquire) != 0;
+	return ipcx__mq_readable(mq);
 }
 
 static void *watcher(void *arg)

@@ -1,4 +1,10 @@
-/* Mailboxes: sending and receiving, flow control, shaping and fair share. */
+/* Mailboxes: sending and receiving, flow control, shaping and fair share.
+ *
+ * The paths of a mailbox with default options (and of a persistent one) take
+ * no lock: a send pops a free slot, fills it and pushes it into its level's
+ * ring; a receive pops the highest non-empty level and pushes the slot back
+ * to the free ring (mq_ring.c).  Token buckets, the first use of a handle in
+ * a role, redelivered messages and the log's growth take the lock. */
 #include <string.h>
 #include <time.h>
 
@@ -64,6 +70,98 @@ static void shape_take(struct mq_bucket *b, const struct costs *c, uint64_t now)
 		bucket_take(&b->tat_bytes, now, c->byte);
 }
 
+/* ---- small helpers ------------------------------------------------------ */
+
+static void add_role_slow(ipcx_mq *mq, uint32_t role)
+{
+	if (ipcx__mq_lock(mq))
+		return;
+	struct mq_attach *e = &mq->h->att[mq->idx];
+	if (!(e->roles & role)) {
+		e->roles |= role;
+		if (role == ROLE_SEND) /* read without the lock by the fair share */
+			__atomic_store_n(&mq->h->st.nsenders, mq->h->st.nsenders + 1,
+					 __ATOMIC_RELAXED);
+	}
+	ipcx__mq_unlock(mq);
+	atomic_fetch_or_explicit(&mq->roles, role, memory_order_relaxed); /* ours only */
+}
+
+static inline void add_role(ipcx_mq *mq, uint32_t role)
+{
+	/* relaxed: a per-handle cache of what the entry (under the lock) says */
+	if (ipcx__unlikely(!(atomic_load_explicit(&mq->roles, memory_order_relaxed) & role)))
+		add_role_slow(mq, role);
+}
+
+static inline struct mq_attach *me(ipcx_mq *mq)
+{
+	return &mq->h->att[mq->idx];
+}
+
+/* max_bytes: count len bytes in, if they fit.  true if they did. */
+static bool bytes_get(ipcx_mq *mq, uint32_t len)
+{
+	if (!mq->bytes_limited)
+		return true;
+	_Atomic uint64_t *b = &mq->h->bytes_held;
+	/* relaxed: a bound on a count; the slots carry the data */
+	uint64_t v = atomic_load_explicit(b, memory_order_relaxed);
+	do {
+		if (v + len > mq->h->bytes_max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(b, &v, v + len, memory_order_relaxed,
+							memory_order_relaxed));
+	return true;
+}
+
+static void bytes_put(ipcx_mq *mq, uint32_t len)
+{
+	if (mq->bytes_limited) /* relaxed: as in bytes_get */
+		atomic_fetch_sub_explicit(&mq->h->bytes_held, len, memory_order_relaxed);
+}
+
+/* Give slot i (ours) back to the free ring and wake a waiting sender. */
+static void free_slot(ipcx_mq *mq, uint32_t i)
+{
+	bytes_put(mq, mq_slot(mq, i)->len);
+	ipcx__mq_busy(mq);
+	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
+	ipcx__mq_idle(mq);
+	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+}
+
+/* A message left the queue: give its sender's fair share back. */
+static void unqueue(ipcx_mq *mq, uint32_t i)
+{
+	uint32_t o = mq_slot(mq, i)->sender;
+	if (mq->h->fair && o < IPCX_MQ_ATTACH_MAX) /* relaxed: a count */
+		atomic_fetch_sub_explicit(&mq->h->att[o].queued, 1, memory_order_relaxed);
+}
+
+static void count(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed); /* a count */
+}
+
+/* Free taken slot i, logging its removal in a persistent mailbox.  0 or
+ * the log's error (the slot is freed all the same). */
+static int discard(ipcx_mq *mq, uint32_t i)
+{
+	if (!mq->h->persistent) {
+		free_slot(mq, i);
+		return 0;
+	}
+	/* The slot is freed before the removal is written: a death in between
+	 * leaves a message the log may deliver again, never one it lost. */
+	uint64_t seq = mq_slot(mq, i)->seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+	free_slot(mq, i);
+	int rc = ipcx__mq_log_del(mq, seq, off);
+	if (off != MQ_LOG_NONE)
+		ipcx__mq_log_written(mq);
+	return rc;
+}
+
 /* ---- reserving a buffer ----------------------------------------------- */
 
 enum { R_WAIT = 0, R_OK = 1, R_SHAPED = 2, R_RETRY = 3 };
@@ -71,60 +169,64 @@ enum { R_WAIT = 0, R_OK = 1, R_SHAPED = 2, R_RETRY = 3 };
 struct rctx {
 	ipcx_mq *mq;
 	uint32_t len, prio;
-	uint32_t slot, gen;
+	uint32_t slot;
+	uint64_t word;
 	uint64_t shaped_ns; /* R_SHAPED: how long to wait */
 	int counted_shaped, counted_fair;
-	bool hold; /* on R_OK, return with the lock still held */
 };
 
-/* Messages up to this size are copied under the lock by the copying send and
- * receive of a memory-only mailbox: one lock round trip instead of two,
- * for a copy that costs less than the round trip it saves. */
-#define MQ_SMALL 1024u
-
-/* Make slot s ours, in `state` (lock held; the state is the commit point). */
-static void own(ipcx_mq *mq, struct mq_slot *s, uint32_t state)
+/* Token buckets (lock): 0 admitted (tokens taken), R_SHAPED, or -errno. */
+static int shape(struct rctx *c)
 {
-	s->owner = mq->idx;
-	s->owner_pid = mq->pid;
-	s->owner_start = mq->start;
-	s->gen++;
-	s->state = state;
-}
-
-static void add_role(ipcx_mq *mq, uint32_t role)
-{
-	if (mq->roles & role)
-		return;
-	mq->h->att[mq->idx].roles |= role;
-	if (role == ROLE_SEND)
-		mq->h->st.nsenders++;
-	mq->roles |= role;
-}
-
-/* Unlink the head of level p (lock held). */
-static uint32_t pop_level(ipcx_mq *mq, uint32_t p)
-{
-	struct mq_state *st = &mq->h->st;
-	uint32_t i = st->lv[p].head;
-	if (i >= mq->depth)
-		return MQ_NONE;
-	struct mq_slot *s = &mq->slots[i];
-	if (s->state != S_QUEUED || s->prio != p || s->len > mq->max_msg)
-		return MQ_NONE;
-	st->lv[p].head = s->next;
-	if (st->lv[p].head == MQ_NONE)
-		st->lv[p].tail = MQ_NONE;
-	if (--st->lv[p].cnt == 0 || st->lv[p].head == MQ_NONE)
-		st->nonempty &= ~(1ull << p);
-	st->count--;
-	st->bytes -= s->len;
-	if (s->sender < IPCX_MQ_ATTACH_MAX) {
-		struct mq_attach *e = &mq->h->att[s->sender];
-		if (e->queued && --e->queued == 0 && e->dead)
-			memset(e, 0, sizeof *e);
+	ipcx_mq *mq = c->mq;
+	struct mq_hdr *h = mq->h;
+	int rc = ipcx__mq_lock(mq);
+	if (rc)
+		return rc;
+	uint64_t now = ipcx__now_ns();
+	struct costs cm = costs_of(&h->shape, c->len), cs = costs_of(&h->shape_sender, c->len);
+	uint64_t w = shape_wait(&h->st.shape, &cm, now), ws = shape_wait(&mq->shape, &cs, now);
+	if (ws > w)
+		w = ws;
+	if (w) {
+		if (!c->counted_shaped++)
+			count(&h->stats.shaped);
+		ipcx__mq_unlock(mq);
+		c->shaped_ns = w;
+		return R_SHAPED;
 	}
-	return i;
+	shape_take(&h->st.shape, &cm, now);
+	shape_take(&mq->shape, &cs, now);
+	ipcx__mq_unlock(mq);
+	return 0;
+}
+
+/* FULL_DROP: discard the oldest message of the lowest level not above ours.
+ * R_RETRY, -ENOBUFS (nothing to discard: the new message is), -errno. */
+static int drop_one(ipcx_mq *mq, uint32_t prio)
+{
+	uint64_t mask = prio >= 63 ? ~0ull : (2ull << prio) - 1;
+	/* relaxed: where to look; the rings decide */
+	uint64_t levels = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed) & mask;
+	count(&mq->h->stats.dropped);
+	while (levels) {
+		uint32_t p = (uint32_t)__builtin_ctzll(levels), i;
+		uint64_t w;
+		ipcx__mq_busy(mq);
+		int r = ipcx__mq_pop(mq, MQ_RING_LEVEL(p), S_TAKEN, UINT64_MAX, &i, &w);
+		ipcx__mq_idle(mq);
+		if (r < 0)
+			return r;
+		if (r) {
+			unqueue(mq, i);
+			int rc = discard(mq, i);
+			if (!rc && mq->h->persistent)
+				rc = ipcx__mq_log_after_write(mq);
+			return rc ? rc : R_RETRY;
+		}
+		levels &= levels - 1;
+	}
+	return -ENOBUFS;
 }
 
 static int reserve(void *arg)
@@ -132,103 +234,48 @@ static int reserve(void *arg)
 	struct rctx *c = arg;
 	ipcx_mq *mq = c->mq;
 	struct mq_hdr *h = mq->h;
-	struct mq_state *st = &h->st;
-	/* Cheap pre-check without the lock when no slot is free (relaxed: a
-	 * hint; the decision is made under the lock). */
-	if (h->full == IPCX_MQ_FULL_BLOCK &&
-	    atomic_load_explicit(&h->ne.space, memory_order_relaxed) == 0)
-		return R_WAIT;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	add_role(mq, ROLE_SEND);
-	if (h->persistent && atomic_load_explicit(&h->log.failed, memory_order_relaxed)) {
-		ipcx__mq_unlock(mq);
+	/* relaxed: a flag that only goes 0 -> 1; a send racing it is a send
+	 * that began before the failure */
+	if (h->persistent && atomic_load_explicit(&h->log.failed, memory_order_relaxed))
 		return -EIO;
-	}
-	uint64_t now = 0;
-	struct costs cm = { 0 }, cs = { 0 };
-	bool shaping = h->shape.msgs_per_s || h->shape.bytes_per_s ||
-		       h->shape_sender.msgs_per_s || h->shape_sender.bytes_per_s;
-	if (shaping) {
-		now = ipcx__now_ns();
-		cm = costs_of(&h->shape, c->len);
-		cs = costs_of(&h->shape_sender, c->len);
-		uint64_t w = shape_wait(&st->shape, &cm, now), ws = shape_wait(&mq->shape, &cs, now);
-		if (ws > w)
-			w = ws;
-		if (w) {
-			if (!c->counted_shaped++)
-				st->shaped++;
-			ipcx__mq_unlock(mq);
-			c->shaped_ns = w;
-			return R_SHAPED;
-		}
-	}
-	if (h->fair && h->full != IPCX_MQ_FULL_DROP && st->nsenders > 1) {
-		uint32_t quota = mq->depth / st->nsenders;
-		if (h->att[mq->idx].queued >= (quota ? quota : 1)) {
+	if (h->fair && h->full != IPCX_MQ_FULL_DROP) {
+		uint32_t n = __atomic_load_n(&h->st.nsenders, __ATOMIC_RELAXED); /* a hint */
+		uint32_t quota = n > 1 ? mq->depth / n : UINT32_MAX;
+		/* relaxed: our own count (receivers lower it) */
+		if (n > 1 && atomic_load_explicit(&me(mq)->queued, memory_order_relaxed) >=
+				     (quota ? quota : 1)) {
 			if (!c->counted_fair++)
-				st->fair_waits++;
-			ipcx__mq_unlock(mq);
+				count(&h->stats.fair_waits);
 			return h->full == IPCX_MQ_FULL_FAIL ? -EAGAIN : R_WAIT;
 		}
 	}
-	uint32_t i = st->bytes_held + c->len <= h->bytes_max ? ipcx__mq_alloc_slot(mq) : MQ_NONE;
-	if (i == MQ_BAD) {
-		ipcx__mq_unlock(mq);
-		return -EBADMSG;
+	int r = 0;
+	if (bytes_get(mq, c->len)) {
+		ipcx__mq_busy(mq);
+		r = ipcx__mq_pop(mq, MQ_RING_FREE, S_LOANED, UINT64_MAX, &c->slot, &c->word);
+		ipcx__mq_idle(mq);
+		if (r <= 0)
+			bytes_put(mq, c->len);
+		if (r < 0)
+			return r;
 	}
-	if (i != MQ_NONE) {
-		struct mq_slot *s = &mq->slots[i];
-		s->len = c->len;
-		s->prio = c->prio;
-		s->flags = 0;
-		s->sender = mq->idx;
-		own(mq, s, S_LOANED);
-		st->nloaned++;
-		st->bytes_held += c->len;
-		if (shaping) {
-			shape_take(&st->shape, &cm, now);
-			shape_take(&mq->shape, &cs, now);
-		}
-		c->slot = i;
-		c->gen = s->gen;
-		if (!c->hold)
-			ipcx__mq_unlock(mq);
-		return R_OK;
+	if (r == 0) {
+		if (h->full == IPCX_MQ_FULL_FAIL)
+			return -EAGAIN;
+		if (h->full == IPCX_MQ_FULL_BLOCK)
+			return R_WAIT;
+		return drop_one(mq, c->prio);
 	}
-	if (h->full == IPCX_MQ_FULL_FAIL) {
-		ipcx__mq_unlock(mq);
-		return -EAGAIN;
+	struct mq_slot *s = mq_slot(mq, c->slot);
+	s->len = c->len;
+	if (mq->shaping && (r = shape(c)) != 0) {
+		free_slot(mq, c->slot); /* not a cancel: the send did not happen yet */
+		return r;
 	}
-	if (h->full == IPCX_MQ_FULL_BLOCK) {
-		ipcx__mq_unlock(mq);
-		return R_WAIT;
-	}
-	/* FULL_DROP: the oldest message of the lowest level not above ours. */
-	uint64_t mask = c->prio >= 63 ? ~0ull : (2ull << c->prio) - 1;
-	uint64_t levels = st->nonempty & mask;
-	st->dropped++;
-	if (!levels) {
-		ipcx__mq_unlock(mq);
-		return -ENOBUFS;
-	}
-	uint32_t v = pop_level(mq, (uint32_t)__builtin_ctzll(levels));
-	if (v == MQ_NONE) {
-		ipcx__mq_unlock(mq);
-		return -EBADMSG;
-	}
-	uint64_t seq = mq->slots[v].seq, off = 0;
-	st->bytes_held -= mq->slots[v].len;
-	ipcx__mq_free_slot(mq, v);
-	if (h->persistent)
-		off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-	ipcx__mq_publish_avail(mq);
-	ipcx__mq_unlock(mq);
-	if (h->persistent && (rc = ipcx__mq_log_del_done(mq, seq, off)))
-		return rc;
-	return R_RETRY;
+	s->prio = c->prio;
+	s->flags = 0;
+	s->sender = h->fair ? mq->idx : MQ_NONE;
+	return R_OK;
 }
 
 static void sleep_until(uint64_t t)
@@ -239,342 +286,381 @@ static void sleep_until(uint64_t t)
 }
 
 static int acquire(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
-		   const ipcx_wait *call, bool hold)
+		   const ipcx_wait *call)
 {
 	if (!mq || !m)
 		return -EINVAL;
 	if (len > mq->max_msg)
 		return -EMSGSIZE;
-	if (prio >= IPCX_MQ_PRIO_LEVELS)
+	if (prio >= IPCX_MQ_PRIO_LEVELS || (call && call->mode > IPCX_WAIT_NONBLOCK))
 		return -EINVAL;
-	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
-	if (w.mode > IPCX_WAIT_NONBLOCK)
-		return -EINVAL;
-	uint64_t deadline = ipcx__deadline(&w);
-	struct rctx c = { .mq = mq, .len = (uint32_t)len, .prio = prio, .hold = hold };
-	ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, reserve, &c, ipcx__mq_check, mq };
-	for (;;) {
-		int r = reserve(&c);
-		if (r == R_WAIT) {
-			if (w.mode == IPCX_WAIT_NONBLOCK)
-				return -EAGAIN;
-			uint64_t now = ipcx__now_ns();
-			if (now >= deadline)
-				return -ETIMEDOUT;
-			ipcx_wait ww = w;
-			ww.timeout_ns = deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now);
-			r = ipcx__wait(&ww, &ws);
+	add_role(mq, ROLE_SEND);
+	struct rctx c = { .mq = mq, .len = (uint32_t)len, .prio = prio };
+	int r = reserve(&c);
+	if (ipcx__unlikely(r != R_OK)) {
+		ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+		if (w.mode > IPCX_WAIT_NONBLOCK)
+			return -EINVAL;
+		uint64_t deadline = ipcx__deadline(&w);
+		ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, reserve, &c,
+				      ipcx__mq_check, mq };
+		for (;;) {
+			if (r == R_WAIT) {
+				if (w.mode == IPCX_WAIT_NONBLOCK)
+					return -EAGAIN;
+				uint64_t now = ipcx__now_ns();
+				if (now >= deadline)
+					return -ETIMEDOUT;
+				ipcx_wait ww = w;
+				ww.timeout_ns = deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now);
+				r = ipcx__wait(&ww, &ws);
+			}
+			if (r == R_SHAPED) {
+				if (w.mode == IPCX_WAIT_NONBLOCK)
+					return -EAGAIN;
+				uint64_t now = ipcx__now_ns();
+				if (now >= deadline)
+					return -ETIMEDOUT;
+				uint64_t until = now + c.shaped_ns;
+				sleep_until(until < deadline ? until : deadline);
+				r = reserve(&c);
+				continue;
+			}
+			if (r == R_RETRY) {
+				r = reserve(&c);
+				continue;
+			}
+			if (r < 0)
+				return r;
+			if (r == R_OK)
+				break;
 		}
-		if (r == R_SHAPED) {
-			if (w.mode == IPCX_WAIT_NONBLOCK)
-				return -EAGAIN;
-			uint64_t now = ipcx__now_ns();
-			if (now >= deadline)
-				return -ETIMEDOUT;
-			uint64_t until = now + c.shaped_ns;
-			sleep_until(until < deadline ? until : deadline);
-			continue;
-		}
-		if (r == R_RETRY)
-			continue;
-		if (r < 0)
-			return r;
-		break;
 	}
-	m->data = mq->bufs + (size_t)c.slot * mq->stride;
+	m->data = mq_buf(mq, c.slot);
 	m->len = len;
 	m->prio = prio;
 	m->flags = 0;
 	m->seq = 0;
 	m->slot = c.slot;
-	m->gen = c.gen;
+	m->gen = (uint32_t)mq_w_pos(c.word);
 	return 0;
 }
 
 IPCX_API int ipcx_mq_loan(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio,
 			  const ipcx_wait *wait)
 {
-	return acquire(mq, m, len, prio, wait, false);
+	return acquire(mq, m, len, prio, wait);
 }
 
-/* The slot m names, if this handle holds it in `state` (lock held). */
-static struct mq_slot *held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state)
+/* The slot m names, if this handle holds it in `state`: its word in *w. */
+static bool held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state, uint64_t *w)
 {
 	if (m->slot >= mq->depth)
-		return NULL;
-	struct mq_slot *s = &mq->slots[m->slot];
-	if (s->state != state || s->gen != m->gen || s->owner != mq->idx || s->owner_pid != mq->pid)
-		return NULL;
-	return s;
+		return false;
+	/* acquire: pairs with the release that gave us the slot */
+	uint64_t x = atomic_load_explicit(&mq_slot(mq, m->slot)->word, memory_order_acquire);
+	if (mq_w_state(x) != state || mq_w_owner(x) != (mq->idx & 127u) ||
+	    (uint32_t)mq_w_pos(x) != m->gen)
+		return false;
+	*w = x;
+	return true;
 }
 
-static void drop_loan(ipcx_mq *mq, struct mq_slot *s, uint32_t i)
+/* A loan that will not be sent (ours, in any owned state). */
+static void drop_loan(ipcx_mq *mq, uint32_t i)
 {
-	mq->h->st.nloaned--;
-	mq->h->st.bytes_held -= s->len;
-	mq->h->st.cancelled++;
-	ipcx__mq_free_slot(mq, i);
+	count(&mq->h->stats.cancelled);
+	free_slot(mq, i);
 }
 
 IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m)
 {
-	if (!mq || !m)
+	uint64_t w;
+	if (!mq || !m || !held(mq, m, S_LOANED, &w))
 		return -EINVAL;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	struct mq_slot *s = held(mq, m, S_LOANED);
-	if (s)
-		drop_loan(mq, s, m->slot);
-	ipcx__mq_unlock(mq);
-	if (!s)
+	/* The CAS makes one of two racing calls on one message the winner. */
+	if (!ipcx__mq_own(mq, m->slot, w, S_COMMITTING, &w))
 		return -EINVAL;
-	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	drop_loan(mq, m->slot);
 	return 0;
 }
 
-/* Append loaned slot i to its level (lock held). */
-static void enqueue(ipcx_mq *mq, uint32_t i)
+/*
+ * Queue loaned slot i (ours; word w), copying len bytes from buf into it
+ * first if buf is not NULL.  The atomic operations come before the copy,
+ * the publication after it is a plain store: with a receiver reading the
+ * previous messages on another CPU, the copy's cache misses then overlap
+ * instead of each atomic operation waiting for them.  In a persistent
+ * mailbox the message's record is written before it is published (sync
+ * "always": made durable before its position is even claimed).  A message
+ * the log cannot take is not sent.
+ */
+static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, size_t len)
 {
-	struct mq_state *st = &mq->h->st;
-	struct mq_slot *s = &mq->slots[i];
-	uint32_t p = s->prio % IPCX_MQ_PRIO_LEVELS; /* in range unless damaged meanwhile */
-	s->prio = p;
-	s->next = MQ_NONE;
-	if (st->lv[p].tail == MQ_NONE)
-		st->lv[p].head = i;
-	else if (st->lv[p].tail < mq->depth)
-		mq->slots[st->lv[p].tail].next = i;
-	st->lv[p].tail = i;
-	st->lv[p].cnt++;
-	st->count++;
-	st->bytes += s->len;
-	st->nonempty |= 1ull << p;
-	st->nloaned--;
-	st->sent++;
-	mq->h->att[mq->idx].queued++;
-	s->owner_pid = 0;
-	s->gen++;
-	s->state = S_QUEUED;
-	ipcx__mq_publish_avail(mq);
+	struct mq_hdr *h = mq->h;
+	struct mq_slot *s = mq_slot(mq, i);
+	uint32_t p = s->prio, r = MQ_RING_LEVEL(p);
+	bool persistent = h->persistent, late = persistent && h->sync == IPCX_MQ_SYNC_ALWAYS;
+	uint64_t off = 0, pos = 0;
+	int rc = 0;
+	/* relaxed: the numbers only need to be unique and, per sender,
+	 * increasing; the rings order the messages.  In memory, the loan's
+	 * free-ring position (as ipcx__mq_fast_send). */
+	s->seq = mq_w_pos(w) + 1;
+	if (persistent) {
+		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
+			drop_loan(mq, i); /* no room in the log: the message is not sent */
+			return rc;
+		}
+		/* After the reservation: a rewind of the log (which makes the next
+		 * number its seq_base) either waited for our record, or came
+		 * before it and before this number. */
+		s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
+		/* release: a reclaimer that sees COMMITTING sees the seq it owes
+		 * a removal for */
+		atomic_store_explicit(&s->word, mq_word(S_COMMITTING, mq->idx, 0, mq_w_pos(w)),
+				      memory_order_release);
+	}
+	if (h->fair) /* relaxed: a count; before the claim, so receivers never see it below 0 */
+		atomic_fetch_add_explicit(&me(mq)->queued, 1, memory_order_relaxed);
+	if (late) {
+		/* Sync "always": durable before the message can be seen. */
+		if (buf && len)
+			memcpy(mq_buf(mq, i), buf, len);
+		rc = ipcx__mq_log_put(mq, i, s->seq, off);
+		ipcx__mq_log_written(mq);
+		if (!rc)
+			rc = ipcx__mq_log_after_write(mq);
+		if (rc)
+			goto unlog;
+	}
+	ipcx__mq_busy(mq);
+	if ((rc = ipcx__mq_claim(mq, r, i, &pos))) {
+		ipcx__mq_idle(mq);
+		if (late)
+			goto unlog;
+		if (persistent)
+			ipcx__mq_log_written(mq);
+		goto fail;
+	}
+	if (!late && buf && len)
+		memcpy(mq_buf(mq, i), buf, len);
+	if (persistent && !late) {
+		rc = ipcx__mq_log_put(mq, i, s->seq, off);
+		ipcx__mq_log_written(mq);
+		if (rc) {
+			ipcx__mq_abandon(mq, r, pos);
+			ipcx__mq_idle(mq);
+			goto unlog;
+		}
+	}
+	count(&me(mq)->sent);
+	ipcx__mq_publish(mq, r, pos, i);
+	ipcx__mq_idle(mq);
+	ipcx__mq_mark(mq, p);
+	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
+	/* Batch mode: the send that completes a batch syncs it.  Should that
+	 * fail, the send reports -EIO although the message is queued. */
+	if (persistent && h->sync == IPCX_MQ_SYNC_BATCH)
+		return ipcx__mq_log_after_write(mq);
+	return 0;
+unlog: {
+	/* Not acknowledged: the message goes away, and so does its record if
+	 * it reached the file (best effort: the log may be failing). */
+	uint64_t seq = s->seq, doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+	drop_loan(mq, i);
+	(void)ipcx__mq_log_del(mq, seq, doff);
+	if (doff != MQ_LOG_NONE)
+		ipcx__mq_log_written(mq);
+	goto uncount;
+}
+fail:
+	drop_loan(mq, i);
+uncount:
+	if (h->fair) /* relaxed: as above */
+		atomic_fetch_sub_explicit(&me(mq)->queued, 1, memory_order_relaxed);
+	return rc;
 }
 
 IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 {
-	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS)
+	uint64_t w;
+	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS || !held(mq, m, S_LOANED, &w))
 		return -EINVAL;
-	struct mq_hdr *h = mq->h;
-	struct mq_state *st = &h->st;
-	uint32_t i = m->slot;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	struct mq_slot *s = held(mq, m, S_LOANED);
-	if (!s || m->len > s->len || m->len > mq->max_msg) {
-		ipcx__mq_unlock(mq);
-		return s ? -EMSGSIZE : -EINVAL;
-	}
-	st->bytes_held -= s->len - m->len;
+	struct mq_slot *s = mq_slot(mq, m->slot);
+	if (m->len > s->len || m->len > mq->max_msg)
+		return -EMSGSIZE;
+	/* The CAS makes one of two racing calls on one message the winner. */
+	if (!ipcx__mq_own(mq, m->slot, w, S_COMMITTING, &w))
+		return -EINVAL;
+	bytes_put(mq, s->len - (uint32_t)m->len);
 	s->len = (uint32_t)m->len;
 	s->prio = m->prio;
-	if (h->persistent) {
-		/* Sequence and log position are taken together, so the log's
-		 * records are in sequence order. */
-		uint64_t off;
-		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
-			/* No room in the log: the message is not sent. */
-			drop_loan(mq, s, i);
-			ipcx__mq_unlock(mq);
-			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
-			return rc;
-		}
-		s->state = S_COMMITTING;
-		s->seq = st->seq_next++;
-		uint64_t seq = s->seq;
-		uint32_t gen = s->gen;
-		ipcx__mq_unlock(mq);
-		rc = ipcx__mq_log_put(mq, i, seq, off);
-		ipcx__mq_log_written(mq);
-		if (!rc)
-			rc = ipcx__mq_log_after_write(mq);
-		int lrc = ipcx__mq_lock(mq);
-		if (lrc)
-			return lrc;
-		if (s->state != S_COMMITTING || s->gen != gen) {
-			ipcx__mq_unlock(mq);
-			return -EBADMSG;
-		}
-		if (rc) {
-			/* Not acknowledged: the message goes away, and so does its
-			 * record if it reached the file (best effort: the log may
-			 * be failing). */
-			drop_loan(mq, s, i);
-			uint64_t doff = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-			ipcx__mq_unlock(mq);
-			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
-			(void)ipcx__mq_log_del(mq, seq, doff);
-			if (doff != MQ_LOG_NONE)
-				ipcx__mq_log_written(mq);
-			return rc;
-		}
-	} else {
-		s->seq = st->seq_next++;
-	}
-	enqueue(mq, i);
-	ipcx__mq_unlock(mq);
-	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
-	return 0;
+	return commit_slot(mq, m->slot, w, NULL, 0);
 }
 
 IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned prio,
 			  const ipcx_wait *wait)
 {
 	ipcx_mq_msg m;
-	if (len && !buf)
+	if ((len && !buf) || !mq)
 		return -EINVAL;
-	if (!mq)
-		return -EINVAL;
-	struct mq_hdr *h = mq->h;
-	/* Small messages go in one critical section: slot, copy, log record
-	 * (a store into the mapped log) and queueing.  Not in sync "always",
-	 * where the message must be durable before anyone can see it. */
-	bool small = len <= MQ_SMALL && (!h->persistent || h->sync != IPCX_MQ_SYNC_ALWAYS);
-	int rc = acquire(mq, &m, len, prio, wait, small);
+	if (mq->plain && len <= mq->max_msg && prio < IPCX_MQ_PRIO_LEVELS &&
+	    (!wait || wait->mode <= IPCX_WAIT_NONBLOCK)) {
+		add_role(mq, ROLE_SEND);
+		uint32_t i;
+		int r = ipcx__mq_fast_send(mq, prio, buf, (uint32_t)len, &i);
+		if (r == 1 || r < 0)
+			return r < 0 ? r : 0;
+		if (r == 2) {
+			/* A slot, but its level was busy: go the general way. */
+			struct mq_slot *s = mq_slot(mq, i);
+			s->len = (uint32_t)len;
+			s->prio = prio;
+			s->flags = 0;
+			s->sender = MQ_NONE;
+			/* relaxed: our own word, written by our pop */
+			uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+			return commit_slot(mq, i, w, buf, len);
+		}
+	}
+	int rc = acquire(mq, &m, len, prio, wait);
 	if (rc)
 		return rc;
-	if (len)
-		memcpy(m.data, buf, len);
-	if (!small)
-		return ipcx_mq_commit(mq, &m);
-	struct mq_slot *s = &mq->slots[m.slot];
-	if (h->persistent) {
-		uint64_t off;
-		if ((rc = ipcx__mq_log_reserve_put(mq, s->len, &off))) {
-			drop_loan(mq, s, m.slot);
-			ipcx__mq_unlock(mq);
-			ipcx__wake(&h->nf.seq, &h->nf.sleepers);
-			return rc;
-		}
-		s->state = S_COMMITTING; /* a death from here on owes a removal record */
-		s->seq = h->st.seq_next++;
-		rc = ipcx__mq_log_put(mq, m.slot, s->seq, off);
-		ipcx__mq_log_written(mq);
-		if (rc) {
-			drop_loan(mq, s, m.slot);
-			ipcx__mq_unlock(mq);
-			return rc;
-		}
-	} else {
-		s->seq = h->st.seq_next++;
-	}
-	enqueue(mq, m.slot);
-	ipcx__mq_unlock(mq);
-	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
-	/* Batch mode: the send that completes a batch syncs it.  Should that
-	 * fail, the send reports -EIO although the message is queued. */
-	return h->persistent ? ipcx__mq_log_after_write(mq) : 0;
+	/* relaxed: our own word, written by our pop */
+	uint64_t w = atomic_load_explicit(&mq_slot(mq, m.slot)->word, memory_order_relaxed);
+	return commit_slot(mq, m.slot, w, buf, len);
 }
 
 /* ---- receiving -------------------------------------------------------- */
 
-static void compact_if_empty(ipcx_mq *mq)
+/* Pop the next message: the highest level first, and within a level the
+ * messages redelivered after their taker died before the ring's.  1 (*i,
+ * *w: TAKEN by us), 0 none, -EMSGSIZE (the next is longer than cap), -errno. */
+static int take_next(ipcx_mq *mq, uint64_t cap, uint32_t *i, uint64_t *w)
 {
-	struct mq_state *st = &mq->h->st;
-	if (!st->count && !st->nloaned && !st->ntaken && st->log_tail >= MQ_COMPACT_BYTES &&
-	    !atomic_load_explicit(&mq->h->log.inflight, memory_order_relaxed))
-		ipcx__mq_log_compact(mq);
+	struct mq_hdr *h = mq->h;
+	for (unsigned round = 0; round <= IPCX_MQ_PRIO_LEVELS; round++) {
+		/* relaxed (both): where to look; the rings decide (their cells
+		 * are read with acquire) */
+		uint64_t redo = atomic_load_explicit(&h->bits.redo, memory_order_relaxed);
+		uint64_t b = atomic_load_explicit(&h->bits.nonempty, memory_order_relaxed);
+		int pr = redo ? 63 - __builtin_clzll(redo) : -1;
+		while (b) {
+			uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+			if ((int)p <= pr)
+				break;
+			ipcx__mq_busy(mq);
+			int r = ipcx__mq_pop(mq, MQ_RING_LEVEL(p), S_TAKEN, cap, i, w);
+			ipcx__mq_idle(mq);
+			if (r)
+				return r;
+			b &= ~(1ull << p);
+		}
+		if (pr < 0)
+			return 0;
+		int r = ipcx__mq_lock(mq);
+		if (r)
+			return r;
+		r = ipcx__mq_redo_take(mq, (uint32_t)pr, i, w);
+		if (r == 1 && mq_slot(mq, *i)->len > cap)
+			r = -EMSGSIZE;
+		else if (r == 1 && !ipcx__mq_own(mq, *i, *w, S_TAKEN, w))
+			r = -EBADMSG;
+		ipcx__mq_unlock(mq);
+		if (r)
+			return r;
+	}
+	return -EBADMSG; /* the redo bits keep coming back: garbage */
 }
-
 
 struct tctx {
 	ipcx_mq *mq;
 	ipcx_mq_msg *m;
 	size_t cap; /* SIZE_MAX for take */
-	void *buf;  /* small copying receive: copy here and free the slot */
+	void *buf;  /* copying receive: copy here and free the slot */
 	bool copied;
 	int log_rc; /* ... and the result of logging its removal */
 };
+
+/* The copying receive of a plain mailbox (no redelivered messages
+ * waiting): the highest level first. */
+static int fast_take(struct tctx *c)
+{
+	ipcx_mq *mq = c->mq;
+	/* relaxed: where to look; the rings decide */
+	uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+	while (b) {
+		uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+		int r = ipcx__mq_fast_recv(mq, p, c->buf, c->cap, c->m);
+		if (r) {
+			c->copied = r > 0;
+			return r;
+		}
+		b &= ~(1ull << p);
+	}
+	return 0;
+}
 
 static int try_take(void *arg)
 {
 	struct tctx *c = arg;
 	ipcx_mq *mq = c->mq;
-	struct mq_state *st = &mq->h->st;
-	/* acquire: pairs with ipcx__mq_publish_avail; a hint, re-checked below */
-	if (atomic_load_explicit(&mq->h->ne.avail, memory_order_acquire) == 0)
-		return 0;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	add_role(mq, ROLE_RECV);
-	if (!st->nonempty) {
-		ipcx__mq_unlock(mq);
-		return 0;
-	}
-	uint32_t p = 63u - (uint32_t)__builtin_clzll(st->nonempty);
-	uint32_t hi = st->lv[p].head;
-	if (hi < mq->depth && mq->slots[hi].len > c->cap) {
-		ipcx__mq_unlock(mq);
-		return -EMSGSIZE;
-	}
-	uint32_t i = pop_level(mq, p);
-	if (i == MQ_NONE) {
-		ipcx__mq_unlock(mq);
+	/* relaxed: a hint; redelivered messages go the general way */
+	if (mq->plain && c->buf && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed))
+		return fast_take(c);
+	uint32_t i;
+	uint64_t w;
+	int r = take_next(mq, c->cap, &i, &w);
+	if (r <= 0)
+		return r;
+	struct mq_slot *s = mq_slot(mq, i);
+	uint32_t len = s->len;
+	if (len > mq->max_msg) {
+		free_slot(mq, i); /* damaged: drop it */
 		return -EBADMSG;
 	}
-	struct mq_slot *s = &mq->slots[i];
-	if (c->buf && s->len <= MQ_SMALL) {
-		memcpy(c->buf, mq->bufs + (size_t)i * mq->stride, s->len);
-		c->m->len = s->len;
-		c->m->prio = s->prio;
-		c->copied = true;
-		st->bytes_held -= s->len;
-		st->received++;
-		uint64_t seq = s->seq;
-		ipcx__mq_free_slot(mq, i);
-		if (mq->h->persistent) {
-			/* After the slot is freed: a death in between leaves a
-			 * message the log may deliver again, never one it lost. */
-			uint64_t off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-			c->log_rc = ipcx__mq_log_del(mq, seq, off);
-			if (off != MQ_LOG_NONE)
-				ipcx__mq_log_written(mq);
-			compact_if_empty(mq);
-		}
-		ipcx__mq_publish_avail(mq);
-		ipcx__mq_unlock(mq);
-		return 1;
-	}
-	own(mq, s, S_TAKEN);
-	st->ntaken++;
-	ipcx__mq_publish_avail(mq);
+	unqueue(mq, i);
 	ipcx_mq_msg *m = c->m;
-	m->data = mq->bufs + (size_t)i * mq->stride;
-	m->len = s->len;
-	m->prio = s->prio;
+	m->len = len;
+	m->prio = mq_w_level(w);
 	m->flags = s->flags;
 	m->seq = s->seq;
+	if (c->buf) {
+		memcpy(c->buf, mq_buf(mq, i), len);
+		c->copied = true;
+		count(&me(mq)->received);
+		c->log_rc = discard(mq, i);
+		return 1;
+	}
+	m->data = mq_buf(mq, i);
 	m->slot = i;
-	m->gen = s->gen;
-	ipcx__mq_unlock(mq);
+	m->gen = (uint32_t)mq_w_pos(w);
 	return 1;
 }
 
 /* 0 taken (m filled), 1 copied into buf and freed, or -errno. */
 static int take(ipcx_mq *mq, ipcx_mq_msg *m, size_t cap, void *buf, const ipcx_wait *call)
 {
-	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+	if (call && call->mode > IPCX_WAIT_NONBLOCK)
+		return -EINVAL;
+	add_role(mq, ROLE_RECV);
 	struct tctx c = { mq, m, cap, buf, false, 0 };
-	ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, try_take, &c, ipcx__mq_check, mq };
-	int rc = ipcx__wait(&w, &ws);
-	if (rc == -EAGAIN && mq->efd >= 0)
-		ipcx__mq_notify_rearm(mq);
+	int rc = try_take(&c);
+	if (ipcx__unlikely(rc == 0)) {
+		ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+		ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, try_take, &c,
+				      ipcx__mq_check, mq };
+		rc = ipcx__wait(&w, &ws);
+		if (rc == -EAGAIN && mq->efd >= 0)
+			ipcx__mq_notify_rearm(mq);
+	}
 	if (rc < 0)
 		return rc;
-	if (c.copied) {
-		ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
-		if (mq->h->persistent && !c.log_rc)
+	if (c.copied && mq->h->persistent) {
+		if (!c.log_rc)
 			(void)ipcx__mq_log_after_write(mq); /* a failure marks the log */
+		ipcx__mq_log_maybe_compact(mq);
 	}
 	return c.copied;
 }
@@ -588,42 +674,25 @@ IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait)
 
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 {
-	if (!mq || !m)
+	uint64_t w;
+	if (!mq || !m || !held(mq, m, S_TAKEN, &w))
 		return -EINVAL;
-	struct mq_hdr *h = mq->h;
-	struct mq_state *st = &h->st;
-	int rc = ipcx__mq_lock(mq);
-	if (rc)
-		return rc;
-	struct mq_slot *s = held(mq, m, S_TAKEN);
-	if (!s) {
-		ipcx__mq_unlock(mq);
+	/* The CAS makes one of two racing calls on one message the winner; in
+	 * a persistent mailbox RELEASING also says a removal is owed. */
+	if (!ipcx__mq_own(mq, m->slot, w, S_RELEASING, &w))
 		return -EINVAL;
-	}
 	int lrc = 0;
-	if (h->persistent) {
+	if (mq->h->persistent) {
 		/* The removal record goes to the log before the slot is freed, so
 		 * the log never holds a message the mailbox has let go.  Should we
 		 * die meanwhile, whoever reclaims the slot finishes the release. */
-		uint64_t seq = s->seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-		s->state = S_RELEASING;
-		ipcx__mq_unlock(mq);
-		lrc = ipcx__mq_log_del_done(mq, seq, off);
-		if ((rc = ipcx__mq_lock(mq)))
-			return rc;
-		if (s->state != S_RELEASING || s->gen != m->gen) {
-			ipcx__mq_unlock(mq);
-			return -EBADMSG;
-		}
+		uint64_t off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
+		lrc = ipcx__mq_log_del_done(mq, mq_slot(mq, m->slot)->seq, off);
 	}
-	st->ntaken--;
-	st->bytes_held -= s->len;
-	st->received++;
-	ipcx__mq_free_slot(mq, m->slot);
-	if (h->persistent)
-		compact_if_empty(mq);
-	ipcx__mq_unlock(mq);
-	ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+	count(&me(mq)->received);
+	free_slot(mq, m->slot);
+	if (mq->h->persistent)
+		ipcx__mq_log_maybe_compact(mq);
 	m->data = NULL;
 	return lrc;
 }
@@ -634,8 +703,10 @@ IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 	if (!mq || (cap && !buf))
 		return -EINVAL;
 	ipcx_mq_msg m;
-	bool small_ok = !mq->h->persistent || mq->h->sync != IPCX_MQ_SYNC_ALWAYS;
-	int rc = take(mq, &m, cap, small_ok ? buf : NULL, wait);
+	/* Sync "always": the removal is made durable before the slot is freed
+	 * (take and release); otherwise copy and free at once. */
+	bool copy = !mq->h->persistent || mq->h->sync != IPCX_MQ_SYNC_ALWAYS;
+	int rc = take(mq, &m, cap, copy ? buf : NULL, wait);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {

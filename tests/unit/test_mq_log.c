@@ -137,7 +137,7 @@ static void test_torn_and_corrupt(void **st)
 	/* A hole of zeros in the middle (a writer that died) is skipped. */
 	send_n(mq, 10, 1, 2);
 	uint64_t hole = at.log_bytes + ipcx__mq_rec_size(10) + 64;
-	mq->h->st.log_tail = hole;
+	atomic_store(&mq->h->log.tail, hole);
 	send_n(mq, 11, 1, 2);
 	mq = reboot(mq, name, path, IPCX_MQ_SYNC_NONE);
 	assert_int_equal(recv_one(mq, &prio), 10);

@@ -2,8 +2,8 @@
  * ipcx-mq and ipcx-mq-persist-*: the priority mailbox, in memory and with
  * each log sync mode.  One named mailbox per direction, created by the
  * parent, opened by name in each child.  Messages up to 1 KiB use the
- * copying send/recv (which copy under the mailbox lock: one lock round trip
- * each); larger ones are loaned, stamped in place and committed, and
+ * copying send/recv (one pass each through the lock-free rings); larger
+ * ones are loaned, stamped in place and committed, and
  * received with take/check/release (no copy).  Many producers and
  * consumers can share a mailbox (N:1, 1:N streams).
  */

@@ -1,0 +1,569 @@
+/*
+ * The mailbox's lock-free rings: one free ring of slot indices and one ring
+ * per priority level, each a bounded MPMC queue of capacity cap >= depth
+ * (Vyukov's design, with the sequence number and the slot index of a cell
+ * packed in one 64-bit word).
+ *
+ * A cell is "empty for position pos", "holds slot x at position pos" or "a
+ * skip at position pos"; the lap, pos / cap, tells positions of one cell
+ * apart.  A sender claims position t with a CAS on tail after seeing the
+ * cell empty for t, then stores the cell full; a receiver claims position h
+ * with a CAS on head after seeing the cell full for h, then stores it empty
+ * for h + cap.  The two CASes touch lines only their own side writes (with
+ * one sender and one receiver), and the cell and slot updates are plain
+ * stores that no atomic operation waits for.
+ *
+ * Dying between a claim and its store would block the ring, so a handle
+ * records what it claims in its attach entry before the CAS (intent_push,
+ * intent_pop).  The reclaimer (mq.c, lock held) finishes or undoes the
+ * operations of dead entries: a push claimed and not stored becomes a skip;
+ * a pop claimed and not stored is released, its slot re-homed (a message
+ * back to the head of its level, as redelivered; a free slot back to the
+ * free ring).  Every position is unique in its ring (they only grow), so a
+ * cell or slot word never returns to a value a stalled thread read earlier.
+ */
+#include <sched.h>
+#include <string.h>
+
+#include "mq_internal.h"
+
+/* Rounds of a claim loop: each one follows a moved index; more than this
+ * means the indices are garbage. */
+#define MQ_SPIN_LIMIT (1u << 22)
+
+/* Where position pos's cell is: consecutive positions are spread over
+ * different cache lines (eight positions apart share one), so a sender
+ * filling the cell after the one a receiver is emptying does not take the
+ * line from under it. */
+static inline _Atomic uint64_t *cell_of(const ipcx_mq *mq, uint32_t r, uint64_t pos)
+{
+	uint64_t i = pos & mq->cap_mask;
+	if (mq->cap_log2 >= 6)
+		i = (i & 7) << (mq->cap_log2 - 3) | i >> 3;
+	return &mq->cells[((uint64_t)r << mq->cap_log2) + i];
+}
+
+static inline struct mq_ring_idx *idx_of(const ipcx_mq *mq, uint32_t r)
+{
+	return r == MQ_RING_FREE ? &mq->h->freer : &mq->h->lv[r - 1];
+}
+
+static inline uint64_t lap_of(const ipcx_mq *mq, uint64_t pos)
+{
+	return (pos >> mq->cap_log2) & MQ_LAP_MASK;
+}
+
+static inline uint64_t cell_empty(const ipcx_mq *mq, uint64_t pos)
+{
+	return lap_of(mq, pos) << 20;
+}
+
+static inline uint64_t cell_full(const ipcx_mq *mq, uint64_t pos, uint32_t i)
+{
+	return MQ_CELL_FULL | cell_empty(mq, pos) | i;
+}
+
+/* The cell's lap minus pos's lap, sign-extended from MQ_LAP_BITS. */
+static inline int64_t lap_diff(const ipcx_mq *mq, uint64_t v, uint64_t pos)
+{
+	uint64_t d = (((v >> 20) & MQ_LAP_MASK) - lap_of(mq, pos)) & MQ_LAP_MASK;
+	return (int64_t)(d << (64 - MQ_LAP_BITS)) >> (64 - MQ_LAP_BITS);
+}
+
+static inline struct mq_attach *me(ipcx_mq *mq)
+{
+	static struct mq_attach none; /* the creator, before it is attached */
+	return mq->idx < IPCX_MQ_ATTACH_MAX ? &mq->h->att[mq->idx] : &none;
+}
+
+void ipcx__mq_ring_init(ipcx_mq *mq)
+{
+	/* Not yet published: relaxed stores. */
+	for (uint32_t i = 0; i < mq->depth; i++)
+		atomic_store_explicit(cell_of(mq, MQ_RING_FREE, i), cell_full(mq, i, i),
+				      memory_order_relaxed);
+	atomic_store_explicit(&mq->h->freer.tail, mq->depth, memory_order_relaxed);
+}
+
+uint64_t ipcx__mq_ring_bytes(uint32_t cap_log2)
+{
+	return (uint64_t)(1u + IPCX_MQ_PRIO_LEVELS) * 8u << cap_log2;
+}
+
+void ipcx__mq_busy(ipcx_mq *mq)
+{
+	/* acquire: pairs with ipcx__mq_idle: the previous operation's intents
+	 * are cleared */
+	for (unsigned n = 0; atomic_exchange_explicit(&mq->busy, 1, memory_order_acquire); n++) {
+		if (n < 64)
+			ipcx__cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
+void ipcx__mq_idle(ipcx_mq *mq)
+{
+	atomic_store_explicit(&mq->busy, 0, memory_order_release); /* see ipcx__mq_busy */
+}
+
+/* Claim the next position of ring r on one side.  1 claimed (*pos, and for
+ * a pop the cell's value in *cell), 0 full (push) / empty (pop), -EBADMSG. */
+static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t *cell,
+		     uint64_t maxlen)
+{
+	struct mq_ring_idx *x = idx_of(mq, r);
+	_Atomic uint64_t *idx = push ? &x->tail : &x->head;
+	_Atomic uint64_t *intent = push ? &me(mq)->intent_push : &me(mq)->intent_pop;
+	/* relaxed: a stale index only fails the CAS below */
+	uint64_t p = atomic_load_explicit(idx, memory_order_relaxed);
+	for (uint32_t n = 0; n < MQ_SPIN_LIMIT; n++) {
+		/* acquire: pairs with the other side's release store of the cell
+		 * (a pop: the slot's word and payload; a push: the previous lap's
+		 * popper is done with the cell) */
+		uint64_t v = atomic_load_explicit(cell_of(mq, r, p), memory_order_acquire);
+		int64_t d = lap_diff(mq, v, p);
+		bool ready = push ? v == cell_empty(mq, p) : d == 0 && (v & MQ_CELL_FULL);
+		if (ready) {
+			if (!push && !(v & MQ_CELL_SKIP)) {
+				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
+				if (i >= mq->depth)
+					return -EBADMSG;
+				/* the payload's miss alongside the slot's */
+				__builtin_prefetch(mq_buf(mq, i), 0, 3);
+				/* The fields are the pusher's (acquired with the cell);
+				 * they stay until the slot is popped. */
+				if (mq_slot(mq, i)->len > maxlen)
+					return -EMSGSIZE;
+			}
+			/* relaxed: published by the CAS's release */
+			atomic_store_explicit(intent, MQ_INTENT(r, p), memory_order_relaxed);
+			/* acq_rel: release carries the intent; acquire orders our
+			 * cell and slot accesses after the claim */
+			if (atomic_compare_exchange_weak_explicit(idx, &p, p + 1, memory_order_acq_rel,
+								  memory_order_relaxed)) {
+				*pos = p;
+				*cell = v;
+				return 1;
+			}
+			/* Lost the position: clear the stale intent, so no reclaimer
+			 * takes us for its holder. */
+			atomic_store_explicit(intent, 0, memory_order_relaxed); /* as above */
+			continue;
+		}
+		if (d == 0 || (push && d == -1)) {
+			/* push: full for p, or the previous lap not yet popped out:
+			 * if the index is still p the ring is full (a popper is slow
+			 * or died holding the cell).  pop: empty for p.  Either way,
+			 * unless the index moved meanwhile, there is nothing to do. */
+			uint64_t now = atomic_load_explicit(idx, memory_order_relaxed); /* a hint */
+			if (now == p)
+				return push && d == 0 ? -EBADMSG : 0;
+			p = now;
+			continue;
+		}
+		if (!push && d == -1)
+			return 0; /* the previous lap's popper has not stored it yet: not ready */
+		/* A lap ahead: our index is stale, or the cell is garbage. */
+		uint64_t now = atomic_load_explicit(idx, memory_order_relaxed); /* a hint */
+		if (now == p)
+			return -EBADMSG;
+		p = now;
+	}
+	return -EBADMSG;
+}
+
+/* How long a push waits for a cell a popper claimed a lap ago and has not
+ * given back (it is slow, or dead and repaired by the liveness check). */
+#define MQ_CLAIM_PATIENCE_NS (2ull * 1000 * 1000 * 1000)
+
+int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
+{
+	uint64_t v, t0 = 0, checked = 0;
+	int rc;
+	for (unsigned n = 0; (rc = claim_pos(mq, r, true, pos, &v, 0)) == 0; n++) {
+		/* The ring cannot hold every slot while we hold one: a popper of
+		 * the previous lap is in the middle of giving the cell back. */
+		if (n < 4096) {
+			ipcx__cpu_relax();
+			continue;
+		}
+		uint64_t now = ipcx__now_ns();
+		if (!t0)
+			t0 = checked = now;
+		if (now - t0 > MQ_CLAIM_PATIENCE_NS)
+			return -EBADMSG;
+		if (now - checked >= IPCX__LIVENESS_SLICE_NS) {
+			/* Perhaps it died: reclaim (without our busy flag, which
+			 * the reclaimer takes; we hold no claim now). */
+			ipcx__mq_idle(mq);
+			(void)ipcx__mq_check(mq);
+			ipcx__mq_busy(mq);
+			checked = now;
+		}
+		sched_yield();
+	}
+	if (rc < 0)
+		return rc;
+	uint32_t st = r == MQ_RING_FREE ? S_FREE : S_LEVEL, lvl = r == MQ_RING_FREE ? 0 : r - 1;
+	/* relaxed: published with the cell (publish's release) */
+	atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(st, mq->idx, lvl, *pos),
+			      memory_order_relaxed);
+	return 0;
+}
+
+void ipcx__mq_publish(ipcx_mq *mq, uint32_t r, uint64_t pos, uint32_t i)
+{
+	/* release: the word, payload and fields before the cell shows the slot
+	 * (pairs with the popper's acquire of the cell) */
+	atomic_store_explicit(cell_of(mq, r, pos), cell_full(mq, pos, i), memory_order_release);
+	/* release: a reclaimer that sees the intent cleared sees the cell */
+	atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
+}
+
+void ipcx__mq_abandon(ipcx_mq *mq, uint32_t r, uint64_t pos)
+{
+	/* release: as in publish; poppers step over a skip */
+	atomic_store_explicit(cell_of(mq, r, pos), cell_full(mq, pos, 0) | MQ_CELL_SKIP,
+			      memory_order_release);
+	atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release); /* as publish */
+}
+
+int ipcx__mq_push(ipcx_mq *mq, uint32_t r, uint32_t i)
+{
+	uint64_t pos;
+	int rc = ipcx__mq_claim(mq, r, i, &pos);
+	if (!rc)
+		ipcx__mq_publish(mq, r, pos, i);
+	return rc;
+}
+
+/* Give a popped cell back for the next lap. */
+static void release_cell(ipcx_mq *mq, uint32_t r, uint64_t pos)
+{
+	/* release: our reads of the cell and slot are done before a sender
+	 * reuses the cell (pairs with its acquire) */
+	atomic_store_explicit(cell_of(mq, r, pos), cell_empty(mq, pos + mq->cap_mask + 1),
+			      memory_order_release);
+	atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release); /* as publish */
+}
+
+int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint32_t *out,
+		 uint64_t *w)
+{
+	uint32_t lvl = r == MQ_RING_FREE ? 0 : r - 1;
+	for (;;) {
+		uint64_t pos, v;
+		int rc = claim_pos(mq, r, false, &pos, &v, maxlen);
+		if (rc <= 0)
+			return rc;
+		if (v & MQ_CELL_SKIP) {
+			release_cell(mq, r, pos);
+			continue;
+		}
+		uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
+		uint64_t nw = mq_word(state, mq->idx, lvl, pos);
+		/* release: pairs with the acquire of readers of the word (give_back,
+		 * getattr); the slot is ours from the claim on */
+		atomic_store_explicit(&mq_slot(mq, i)->word, nw, memory_order_release);
+		release_cell(mq, r, pos);
+		*out = i;
+		*w = nw;
+		return 1;
+	}
+}
+
+bool ipcx__mq_own(ipcx_mq *mq, uint32_t i, uint64_t from, uint32_t state, uint64_t *w)
+{
+	uint64_t nw = mq_word(state, mq->idx, mq_w_level(from), mq_w_pos(from));
+	/* acq_rel: acquire the previous owner's writes to the slot, release ours
+	 * made while we held it in `from` */
+	if (!atomic_compare_exchange_strong_explicit(&mq_slot(mq, i)->word, &from, nw,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return false;
+	*w = nw;
+	return true;
+}
+
+bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
+{
+	uint32_t r = mq_w_state(w) == S_FREE ? MQ_RING_FREE : MQ_RING_LEVEL(mq_w_level(w));
+	uint64_t pos = mq_w_pos(w);
+	/* acquire: pairs with the pusher's release store */
+	uint64_t v = atomic_load_explicit(cell_of(mq, r, pos), memory_order_acquire);
+	/* The word keeps 47 bits of the position, the cell 42 bits of the lap:
+	 * compare the bits both have. */
+	uint32_t bits = MQ_POS_BITS - mq->cap_log2 < MQ_LAP_BITS ? MQ_POS_BITS - mq->cap_log2
+								  : MQ_LAP_BITS;
+	uint64_t m = (1ull << bits) - 1;
+	return (v & MQ_CELL_FULL) && !(v & MQ_CELL_SKIP) && (uint32_t)(v & MQ_IDX_MASK) == i &&
+	       (((v >> 20) ^ (pos >> mq->cap_log2)) & m) == 0;
+}
+
+/* Whether a live entry other than o holds the same intent (a claim that
+ * lost its CAS and has not yet cleared it). */
+static bool shared_intent(ipcx_mq *mq, uint32_t o, bool push, uint64_t in)
+{
+	for (uint32_t k = 0; k < IPCX_MQ_ATTACH_MAX; k++) {
+		struct mq_attach *e = &mq->h->att[k];
+		/* acquire: as in repair_intents */
+		uint64_t x = atomic_load_explicit(push ? &e->intent_push : &e->intent_pop,
+						  memory_order_acquire);
+		if (k != o && x == in && e->pid && !e->dead)
+			return true;
+	}
+	return false;
+}
+
+void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o)
+{
+	struct mq_attach *e = &mq->h->att[o];
+	for (int side = 0; side < 2; side++) {
+		bool push = side == 0;
+		_Atomic uint64_t *ip = push ? &e->intent_push : &e->intent_pop;
+		/* acquire: pairs with the release of the claim's CAS */
+		uint64_t in = atomic_load_explicit(ip, memory_order_acquire);
+		if (!in)
+			continue;
+		uint32_t r = (uint32_t)(in >> 56) - 1;
+		uint64_t pos = in & ((1ull << 56) - 1);
+		if (r > IPCX_MQ_PRIO_LEVELS)
+			continue;
+		struct mq_ring_idx *x = idx_of(mq, r);
+		/* acquire: the claim's CAS, if it happened, and so (read after it)
+		 * the intent its maker wrote before it */
+		uint64_t at = atomic_load_explicit(push ? &x->tail : &x->head, memory_order_acquire);
+		if (shared_intent(mq, o, push, in))
+			continue;
+		uint64_t p56 = at & ((1ull << 56) - 1);
+		_Atomic uint64_t *c = cell_of(mq, r, pos);
+		/* acquire: the cell's last store */
+		uint64_t v = atomic_load_explicit(c, memory_order_acquire);
+		if ((int64_t)((p56 - pos) << 8) > 0) { /* the claim happened */
+			if (push && v == cell_empty(mq, pos)) {
+				/* Claimed, never stored: a skip.  The slot, which its
+				 * word (or the dead loan) still names, is the caller's. */
+				atomic_store_explicit(c, cell_full(mq, pos, 0) | MQ_CELL_SKIP,
+						      memory_order_release); /* as abandon */
+			} else if (!push && lap_diff(mq, v, pos) == 0 && (v & MQ_CELL_FULL)) {
+				/* Popped, never released.  A slot still in its ring
+				 * state was not taken yet: re-home it. */
+				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
+				uint64_t w = i < mq->depth ? atomic_load_explicit(&mq_slot(mq, i)->word,
+										  memory_order_acquire)
+							   : 0; /* acquire: its last owner */
+				bool home = !(v & MQ_CELL_SKIP) && i < mq->depth &&
+					    mq_w_state(w) == (r == MQ_RING_FREE ? S_FREE : S_LEVEL) &&
+					    mq_w_pos(w) == (pos & MQ_POS_MASK);
+				/* release: as release_cell */
+				atomic_store_explicit(c, cell_empty(mq, pos + mq->cap_mask + 1),
+						      memory_order_release);
+				if (home && r == MQ_RING_FREE)
+					(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+				else if (home)
+					ipcx__mq_redo_put(mq, i, w);
+			}
+		}
+		atomic_store_explicit(ip, 0, memory_order_relaxed); /* lock held; entry dead */
+	}
+}
+
+bool ipcx__mq_ring_busy(ipcx_mq *mq, uint32_t r)
+{
+	struct mq_ring_idx *x = idx_of(mq, r);
+	/* acquire (both): a hint read with the cell below */
+	uint64_t h = atomic_load_explicit(&x->head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&x->tail, memory_order_acquire);
+	if (t != h)
+		return true;
+	/* acquire: as in a pop */
+	uint64_t v = atomic_load_explicit(cell_of(mq, r, h), memory_order_acquire);
+	return (v & MQ_CELL_FULL) && lap_diff(mq, v, h) == 0;
+}
+
+void ipcx__mq_mark(ipcx_mq *mq, uint32_t p)
+{
+	uint64_t bit = 1ull << p;
+	/* Orders our push before the read of the bits (pairs with the
+	 * sleeper fence in ipcx__mq_fix_bits, which clears bits). */
+	ipcx__waker_fence();
+	/* relaxed: the cell carries the data; the bit is where to look */
+	if (!(atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed) & bit))
+		atomic_fetch_or_explicit(&mq->h->bits.nonempty, bit, memory_order_relaxed);
+}
+
+void ipcx__mq_fix_bits(ipcx_mq *mq)
+{
+	_Atomic uint64_t *bits = &mq->h->bits.nonempty;
+	/* relaxed: a snapshot; the fence below orders what matters */
+	uint64_t b = atomic_load_explicit(bits, memory_order_relaxed), stale = 0, lost = 0;
+	for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++) {
+		bool busy = ipcx__mq_ring_busy(mq, MQ_RING_LEVEL(p));
+		if ((b >> p & 1) && !busy)
+			stale |= 1ull << p;
+		else if (!(b >> p & 1) && busy)
+			lost |= 1ull << p; /* a sender died before marking */
+	}
+	if (stale) {
+		atomic_fetch_and_explicit(bits, ~stale, memory_order_relaxed); /* ordered by: */
+		/* Either a racing sender sees the cleared bit after its push
+		 * (and sets it again), or we see its push here. */
+		ipcx__sleeper_fence();
+		for (uint32_t p = 0; p < IPCX_MQ_PRIO_LEVELS; p++)
+			if ((stale >> p & 1) && ipcx__mq_ring_busy(mq, MQ_RING_LEVEL(p)))
+				lost |= 1ull << p;
+	}
+	if (lost)
+		atomic_fetch_or_explicit(bits, lost, memory_order_relaxed); /* a hint, as above */
+}
+
+bool ipcx__mq_readable(ipcx_mq *mq)
+{
+	/* relaxed (both): hints, re-checked by the receive itself */
+	if (atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed))
+		return true;
+	uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+	while (b) {
+		uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+		if (ipcx__mq_ring_busy(mq, MQ_RING_LEVEL(p)))
+			return true;
+		b &= ~(1ull << p);
+	}
+	return false;
+}
+
+/* ---- the copying paths of a plain mailbox ---------------------------------
+ * A copying send or receive makes both its claims (two CASes, on lines only
+ * its own side writes) before any store to a line the other side reads, so
+ * that no atomic operation waits for those stores' cache misses; then it
+ * writes the slot word, the payload and the cells with plain stores. */
+
+/* Start the cache misses of the cells a claim will read (the positions are
+ * hints, read from lines our side owns). */
+static inline void prefetch_cell(ipcx_mq *mq, uint32_t r, bool push)
+{
+	struct mq_ring_idx *x = idx_of(mq, r);
+	/* relaxed: a hint */
+	uint64_t p = atomic_load_explicit(push ? &x->tail : &x->head, memory_order_relaxed);
+	__builtin_prefetch((const void *)cell_of(mq, r, p), 1, 3);
+}
+
+/* For writing: the slot a send will fill. */
+static inline void prefetch_slot(ipcx_mq *mq, uint32_t i)
+{
+	if (i < mq->depth) {
+		__builtin_prefetch(mq_slot(mq, i), 1, 3);
+		__builtin_prefetch(mq_buf(mq, i), 1, 3);
+	}
+}
+
+int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len,
+		       uint32_t *loaned)
+{
+	uint32_t r = MQ_RING_LEVEL(prio);
+	uint64_t hf, vf, t;
+	prefetch_cell(mq, MQ_RING_FREE, false);
+	prefetch_cell(mq, r, true);
+	ipcx__mq_busy(mq);
+	int rc = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX);
+	if (rc <= 0 || (vf & MQ_CELL_SKIP)) {
+		if (rc > 0) /* a skip: give it back and let the general path look on */
+			release_cell(mq, MQ_RING_FREE, hf);
+		ipcx__mq_idle(mq);
+		return rc < 0 ? rc : 0;
+	}
+	uint32_t i = (uint32_t)(vf & MQ_IDX_MASK);
+	prefetch_slot(mq, i);
+	struct mq_slot *s = mq_slot(mq, i);
+	uint64_t w = mq_word(S_LOANED, mq->idx, 0, hf);
+	uint64_t v;
+	rc = claim_pos(mq, r, true, &t, &v, 0);
+	if (rc <= 0) {
+		/* Not now: hold the slot as a plain loan; the caller goes on. */
+		/* release: as in ipcx__mq_pop */
+		atomic_store_explicit(&s->word, w, memory_order_release);
+		release_cell(mq, MQ_RING_FREE, hf);
+		ipcx__mq_idle(mq);
+		*loaned = i;
+		return rc < 0 ? rc : 2;
+	}
+	/* A memory-only mailbox numbers messages by the free-ring position their
+	 * slot was taken from: unique, and increasing in the order of loans,
+	 * without an atomic operation on a shared counter. */
+	uint64_t seq = (hf & MQ_POS_MASK) + 1;
+	struct mq_attach *e = me(mq);
+	/* relaxed (both): only this handle writes it, under its busy flag */
+	atomic_store_explicit(&e->sent, atomic_load_explicit(&e->sent, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* relaxed: published with the level cell below */
+	atomic_store_explicit(&s->word, mq_word(S_LEVEL, mq->idx, prio, t), memory_order_relaxed);
+	release_cell(mq, MQ_RING_FREE, hf);
+	s->len = len;
+	s->prio = prio;
+	s->flags = 0;
+	s->sender = MQ_NONE;
+	s->seq = seq;
+	if (len)
+		memcpy(mq_buf(mq, i), buf, len);
+	ipcx__mq_publish(mq, r, t, i);
+	ipcx__mq_idle(mq);
+	ipcx__mq_mark(mq, prio);
+	ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
+	return 1;
+}
+
+int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq_msg *m)
+{
+	uint32_t r = MQ_RING_LEVEL(p);
+	uint64_t h, v, tf, vf;
+	prefetch_cell(mq, r, false);
+	prefetch_cell(mq, MQ_RING_FREE, true);
+	ipcx__mq_busy(mq);
+	int rc;
+	for (;;) {
+		rc = claim_pos(mq, r, false, &h, &v, cap);
+		if (rc <= 0 || !(v & MQ_CELL_SKIP))
+			break;
+		release_cell(mq, r, h);
+	}
+	if (rc <= 0) {
+		ipcx__mq_idle(mq);
+		return rc;
+	}
+	uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
+	struct mq_slot *s = mq_slot(mq, i);
+	uint64_t w = mq_word(S_TAKEN, mq->idx, p, h);
+	int rf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0);
+	/* release: as in ipcx__mq_pop; a death from here on redelivers it */
+	atomic_store_explicit(&s->word, w, memory_order_release);
+	release_cell(mq, r, h);
+	uint32_t len = s->len;
+	if (len > mq->max_msg) { /* damaged: drop it */
+		if (rf > 0)
+			ipcx__mq_abandon(mq, MQ_RING_FREE, tf);
+		(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+		ipcx__mq_idle(mq);
+		return -EBADMSG;
+	}
+	memcpy(buf, mq_buf(mq, i), len);
+	m->len = len;
+	m->prio = p;
+	m->flags = s->flags;
+	m->seq = s->seq;
+	struct mq_attach *e = me(mq);
+	/* relaxed (both): only this handle writes it, under its busy flag */
+	atomic_store_explicit(&e->received,
+			      atomic_load_explicit(&e->received, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (rf > 0) {
+		/* relaxed: published with the free cell */
+		atomic_store_explicit(&s->word, mq_word(S_FREE, mq->idx, 0, tf),
+				      memory_order_relaxed);
+		ipcx__mq_publish(mq, MQ_RING_FREE, tf, i);
+	} else {
+		(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+	}
+	ipcx__mq_idle(mq);
+	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	return 1;
+}

@@ -1,0 +1,206 @@
+/* Shared by the mailbox load tests: a self-checking message, a record of
+ * every delivery in shared memory, and the checks run over the records. */
+#ifndef MQ_LOAD_H
+#define MQ_LOAD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <ipcx/ipcx.h>
+
+#include "testutil.h"
+
+#define ML_SENDERS_MAX 8
+#define ML_DELIV_MAX (1u << 21)
+
+struct ml_msg {
+	uint32_t sender, inc; /* inc: which incarnation of the sender (kill tests) */
+	uint64_t seq;
+	uint32_t prio;
+	uint32_t fill[3]; /* a function of the above */
+};
+
+struct ml_deliv {
+	uint32_t sender, inc, prio, consumer;
+	uint64_t seq;
+	uint32_t redelivered, order; /* order: the consumer's count so far */
+	_Atomic uint32_t valid;      /* written last: a record a kill cut short is not */
+	uint32_t pad;
+};
+
+struct ml_shared {
+	_Atomic uint64_t acked[ML_SENDERS_MAX]; /* highest acknowledged seq + 1 */
+	_Atomic uint32_t inc[ML_SENDERS_MAX];
+	_Atomic uint32_t ndeliv;
+	_Atomic uint32_t bad; /* a corrupted payload was received */
+	struct ml_deliv d[ML_DELIV_MAX];
+};
+
+static inline struct ml_shared *ml_map(void)
+{
+	struct ml_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	T_CHECK(sh != MAP_FAILED);
+	return sh;
+}
+
+static inline void ml_fill(struct ml_msg *m)
+{
+	for (int i = 0; i < 3; i++)
+		m->fill[i] = (uint32_t)(m->seq * 2654435761u) ^ m->sender ^ (m->inc << 8) ^
+			     (m->prio << 16) ^ (uint32_t)i;
+}
+
+/* Send m (filled): copying, or (zero_copy) loaned, written and committed. */
+static inline int ml_send(ipcx_mq *mq, const struct ml_msg *m, bool zero_copy)
+{
+	if (!zero_copy)
+		return ipcx_mq_send(mq, m, sizeof *m, m->prio, NULL);
+	ipcx_mq_msg l;
+	int rc = ipcx_mq_loan(mq, &l, sizeof *m, m->prio, NULL);
+	if (rc)
+		return rc;
+	memcpy(l.data, m, sizeof *m);
+	return ipcx_mq_commit(mq, &l);
+}
+
+/* Receive one message into *m: copying into buf (64 bytes; m->flags is then
+ * 0: ipcx_mq_recv does not report it), or (take) zero-copy, to be released
+ * by the caller.  0 or -errno. */
+static inline int ml_receive(ipcx_mq *mq, ipcx_mq_msg *m, void *buf, bool take,
+			     const ipcx_wait *w)
+{
+	if (take)
+		return ipcx_mq_take(mq, m, w);
+	int rc = ipcx_mq_recv(mq, buf, 64, &m->prio, w);
+	m->data = buf;
+	m->len = rc > 0 ? (size_t)rc : 0;
+	m->flags = 0;
+	return rc < 0 ? rc : 0;
+}
+
+/* Record a delivery of len bytes at p (priority prio); its index, or -1 if
+ * the payload is corrupted. */
+static inline int ml_record(struct ml_shared *sh, const void *p, size_t len, unsigned prio,
+			    uint32_t flags, uint32_t consumer, uint32_t order)
+{
+	struct ml_msg x, y;
+	if (len != sizeof x) {
+		atomic_store(&sh->bad, 1);
+		return -1;
+	}
+	memcpy(&x, p, sizeof x);
+	y = x;
+	ml_fill(&y);
+	if (memcmp(&x, &y, sizeof x) || x.sender >= ML_SENDERS_MAX || x.prio != prio) {
+		atomic_store(&sh->bad, 1);
+		return -1;
+	}
+	uint32_t k = atomic_fetch_add(&sh->ndeliv, 1);
+	if (k >= ML_DELIV_MAX)
+		return -1;
+	struct ml_deliv *d = &sh->d[k];
+	d->sender = x.sender;
+	d->inc = x.inc;
+	d->prio = x.prio;
+	d->consumer = consumer;
+	d->seq = x.seq;
+	d->redelivered = !!(flags & IPCX_MQ_REDELIVERED);
+	d->order = order;
+	atomic_store(&d->valid, 1);
+	return (int)k;
+}
+
+/* Per consumer from..to-1, per sender and priority: first deliveries in
+ * send order.  (Only for consumers that see IPCX_MQ_REDELIVERED: a message
+ * redelivered after its taker died goes back to the head of its level.) */
+static inline int ml_check_fifo(struct ml_shared *sh, uint32_t from, uint32_t to)
+{
+	uint32_t n = atomic_load(&sh->ndeliv);
+	for (uint32_t c = from; c < to; c++) {
+		for (uint32_t s = 0; s < ML_SENDERS_MAX; s++) {
+			uint64_t last[IPCX_MQ_PRIO_LEVELS] = { 0 };
+			uint32_t linc[IPCX_MQ_PRIO_LEVELS] = { 0 };
+			for (uint32_t k = 0; k < n; k++) {
+				struct ml_deliv *d = &sh->d[k];
+				if (d->consumer != c || d->sender != s || d->redelivered ||
+				    !atomic_load(&d->valid))
+					continue;
+				uint32_t p = d->prio % IPCX_MQ_PRIO_LEVELS;
+				if (d->inc < linc[p] || (d->inc == linc[p] && d->seq < last[p])) {
+					fprintf(stderr,
+						"consumer %u: sender %u prio %u seq %llu (inc %u) "
+						"after seq %llu (inc %u)\n",
+						c, s, p, (unsigned long long)d->seq, d->inc,
+						(unsigned long long)last[p], linc[p]);
+					return T_FAIL;
+				}
+				linc[p] = d->inc;
+				last[p] = d->seq;
+			}
+		}
+	}
+	return T_PASS;
+}
+
+static inline int ml_cmp(const void *a, const void *b)
+{
+	const struct ml_deliv *x = a, *y = b;
+	if (x->sender != y->sender)
+		return x->sender < y->sender ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Every message of senders 0..nsenders-1 below acked[] delivered; at most
+ * `may_lose` of them missing in all; a second delivery only if one copy is
+ * flagged redelivered or the message was sent again by a new incarnation
+ * (not acknowledged the first time).  exact: no duplicates at all. */
+static inline int ml_check_delivered(struct ml_shared *sh, uint32_t nsenders, uint64_t may_lose,
+				     bool exact)
+{
+	uint32_t n = atomic_load(&sh->ndeliv);
+	struct ml_deliv *v = malloc((size_t)n * sizeof *v + 1);
+	T_CHECK(v);
+	uint32_t nv = 0;
+	for (uint32_t k = 0; k < n; k++)
+		if (atomic_load(&sh->d[k].valid))
+			memcpy(&v[nv++], &sh->d[k], sizeof *v);
+	n = nv;
+	qsort(v, n, sizeof *v, ml_cmp);
+	uint64_t lost = 0, dups = 0;
+	for (uint32_t s = 0; s < nsenders; s++) {
+		uint64_t acked = atomic_load(&sh->acked[s]), want = 0;
+		struct ml_deliv *p = NULL;
+		for (uint32_t k = 0; k < n; k++) {
+			struct ml_deliv *d = &v[k];
+			if (d->sender != s)
+				continue;
+			if (d->seq > want && want < acked)
+				lost += (d->seq < acked ? d->seq : acked) - want;
+			if (p && d->seq + 1 == want) {
+				if (exact || !(d->inc != p->inc || d->redelivered || p->redelivered)) {
+					fprintf(stderr, "sender %u seq %llu delivered twice\n", s,
+						(unsigned long long)d->seq);
+					free(v);
+					return T_FAIL;
+				}
+				dups++;
+			}
+			want = d->seq + 1 > want ? d->seq + 1 : want;
+			p = d;
+		}
+		if (want < acked)
+			lost += acked - want;
+	}
+	free(v);
+	printf("%u deliveries, %llu duplicates within the rules, %llu lost (at most %llu "
+	       "allowed)\n",
+	       n, (unsigned long long)dups, (unsigned long long)lost, (unsigned long long)may_lose);
+	return lost <= may_lose ? T_PASS : T_FAIL;
+}
+
+#endif

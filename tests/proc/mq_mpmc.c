@@ -1,0 +1,134 @@
+/*
+ * N producers x M consumers, processes, on the lock-free mailbox:
+ *  1. the mailbox is filled with messages of mixed priorities, then M
+ *     consumers drain it at once: each sees priorities never rising (every
+ *     receive takes from the highest non-empty level);
+ *  2. N producers and M consumers stream at once, at depth 256 and at depth
+ *     4 (full and empty all the time): every message exactly once, and per
+ *     consumer, per producer and priority, in send order.
+ * Producers mix copying and zero-copy sends, consumers copying and
+ * zero-copy receives.
+ * ipcx-test-timeout: 120
+ * ipcx-test-serial
+ */
+#include <unistd.h>
+
+#include "mq_load.h"
+
+#define NP 3
+#define NC 3
+#define PER_PRODUCER 60000u
+
+static struct ml_shared *sh;
+static const char *name;
+
+static int produce(void *arg)
+{
+	uint32_t s = (uint32_t)(uintptr_t)arg;
+	ipcx_mq *mq;
+	if (ipcx_mq_open(&mq, name, NULL))
+		return 2;
+	for (uint64_t seq = 0; seq < PER_PRODUCER; seq++) {
+		struct ml_msg m = { s, 1, seq, (uint32_t)((seq * 7 + s) % 5) * 3, { 0 } };
+		ml_fill(&m);
+		if (ml_send(mq, &m, seq % 3 == 2))
+			return 3;
+	}
+	atomic_store(&sh->acked[s], PER_PRODUCER);
+	ipcx_mq_close(mq);
+	return 0;
+}
+
+/* Receive until `total` deliveries are recorded in all, or (total 0) until
+ * the mailbox is empty; check priorities never rise if asked to. */
+struct cons_arg {
+	uint32_t c;
+	uint32_t total;
+	int monotonic;
+};
+
+static int consume(void *arg)
+{
+	struct cons_arg *a = arg;
+	ipcx_mq *mq;
+	if (ipcx_mq_open(&mq, name, NULL))
+		return 2;
+	ipcx_wait w = { IPCX_WAIT_ADAPTIVE, 0, 100 * 1000 * 1000 };
+	unsigned last = IPCX_MQ_PRIO_LEVELS;
+	for (uint32_t k = 0;; k++) {
+		if (a->total && atomic_load(&sh->ndeliv) >= a->total)
+			break;
+		unsigned char buf[64];
+		ipcx_mq_msg m;
+		int rc = ml_receive(mq, &m, buf, !(k % 2), &w);
+		if (rc == -ETIMEDOUT)
+			break;
+		if (rc)
+			return 3;
+		if (a->monotonic && m.prio > last)
+			return 4; /* a lower level was served while a higher one held messages */
+		last = m.prio;
+		if (ml_record(sh, m.data, m.len, m.prio, m.flags, a->c, k) < 0)
+			return 5;
+		if (!(k % 2) && ipcx_mq_release(mq, &m))
+			return 6;
+	}
+	ipcx_mq_close(mq);
+	return 0;
+}
+
+static void run(uint32_t depth, int fill_first)
+{
+	memset(sh, 0, sizeof *sh);
+	ipcx_mq_opts o = { .depth = depth, .max_msg = 64 };
+	ipcx_mq *mq;
+	T_CHECK_RC(ipcx_mq_create(&mq, name, &o), 0);
+	uint32_t total = NP * PER_PRODUCER;
+	pid_t p[NP], c[NC];
+	struct cons_arg ca[NC];
+	if (fill_first) {
+		/* Fill, then drain with all consumers at once. */
+		for (uint32_t s = 0; s < NP; s++)
+			p[s] = t_spawn(produce, (void *)(uintptr_t)s);
+		for (uint32_t s = 0; s < NP; s++)
+			T_CHECK_RC(t_wait(p[s]), 0);
+		for (uint32_t i = 0; i < NC; i++) {
+			ca[i] = (struct cons_arg){ i, 0, 1 };
+			c[i] = t_spawn(consume, &ca[i]);
+		}
+	} else {
+		for (uint32_t i = 0; i < NC; i++) {
+			ca[i] = (struct cons_arg){ i, total, 0 };
+			c[i] = t_spawn(consume, &ca[i]);
+		}
+		for (uint32_t s = 0; s < NP; s++)
+			p[s] = t_spawn(produce, (void *)(uintptr_t)s);
+		for (uint32_t s = 0; s < NP; s++)
+			T_CHECK_RC(t_wait(p[s]), 0);
+	}
+	for (uint32_t i = 0; i < NC; i++)
+		T_CHECK_RC(t_wait(c[i]), 0);
+	T_CHECK(!atomic_load(&sh->bad));
+	T_CHECK_RC(atomic_load(&sh->ndeliv), total);
+	T_CHECK_RC(ml_check_fifo(sh, 0, NC), T_PASS);
+	T_CHECK_RC(ml_check_delivered(sh, NP, 0, true), T_PASS);
+	ipcx_mq_attr at;
+	T_CHECK_RC(ipcx_mq_getattr(mq, &at), 0);
+	T_CHECK(at.sent == total && at.received == total && at.depth == 0);
+	printf("%u producers x %u consumers, depth %u%s: %u messages checked\n", NP, NC, depth,
+	       fill_first ? ", filled then drained" : "", total);
+	T_CHECK_RC(ipcx_mq_close(mq), 0);
+	T_CHECK_RC(ipcx_mq_unlink(name), 0);
+}
+
+int main(void)
+{
+	t_watchdog(110);
+	name = t_name("mpmc");
+	sh = ml_map();
+	run(NP * PER_PRODUCER, 1);
+	run(256, 0);
+	run(4, 0);
+	munmap(sh, sizeof *sh);
+	return t_check_no_leaks() ? T_FAIL : T_PASS;
+}
