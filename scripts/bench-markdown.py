@@ -6,6 +6,8 @@
 
 Ratios are taken within the run: `vs floor` is latency / floor's (lower is
 better) or rate / floor's; `vs pipe` is how many times better than pipe.
+With several rounds each ratio is the median of the rounds' own ratios (as
+`ipcx bench` prints them), so that machine drift between rounds cancels.
 """
 import json
 import sys
@@ -25,6 +27,19 @@ def rate(v):
     if v >= 1e3:
         return f"{v / 1e3:.0f} k/s"
     return f"{v:.0f}/s"
+
+
+def paired(a, b, inverse):
+    """Median over rounds of a/b (b/a if inverse), the headline figure of
+    each mode; the ratio of the medians when the rounds are not there."""
+    key = "round_p50_ns" if a["mode"] == "pingpong" else "round_msgs_per_s"
+    med = "p50_ns" if a["mode"] == "pingpong" else "msgs_per_s"
+    xs, ys = a.get(key, [a[med]]), b.get(key, [b[med]])
+    rs = sorted((y / x if inverse else x / y) for x, y in zip(xs, ys) if x > 0 and y > 0)
+    if not rs:
+        return None
+    m = len(rs)
+    return rs[m // 2] if m % 2 else (rs[m // 2 - 1] + rs[m // 2]) / 2
 
 
 def human(size):
@@ -71,8 +86,8 @@ def main():
                 if r["status"] != "ok":
                     print(f'| {r["mech"]} | {r["status"]}: {r.get("reason", "")} | | | | |')
                     continue
-                vf = f'{r["p50_ns"] / fl["p50_ns"]:.2f}×' if fl else ""
-                vp = f'{pi["p50_ns"] / r["p50_ns"]:.0f}×' if pi else ""
+                vf = f'{paired(r, fl, False):.2f}×' if fl else ""
+                vp = f'{paired(r, pi, True):.0f}×' if pi else ""
                 print(f'| {r["mech"]} | {ns(r["p50_ns"])} | {ns(r["p99_ns"])} | {ns(r["p999_ns"])} | {vf} | {vp} |')
             print()
         if st:
@@ -85,8 +100,8 @@ def main():
                 if r["status"] != "ok":
                     print(f'| {r["mech"]} | {pc} | {r["status"]}: {r.get("reason", "")} | | | | |')
                     continue
-                vf = f'{r["msgs_per_s"] / fl["msgs_per_s"]:.2f}×' if fl else ""
-                vp = f'{r["msgs_per_s"] / pi["msgs_per_s"]:.1f}×' if pi else ""
+                vf = f'{paired(r, fl, False):.2f}×' if fl else ""
+                vp = f'{paired(r, pi, False):.1f}×' if pi else ""
                 mark = "*" if r.get("in_place") else ""
                 any_in_place = any_in_place or bool(mark)
                 print(f'| {r["mech"]} | {pc} | {rate(r["msgs_per_s"])} | {r["mib_per_s"]:.0f}{mark} | '

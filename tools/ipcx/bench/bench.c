@@ -192,8 +192,33 @@ static void print_csv_row(const struct row *w)
 	fflush(stdout);
 }
 
-static void print_table(const struct row *rows, unsigned n, const struct machine *mc,
-			const struct bench_opts *o, int same_cpu)
+static int cmp_dbl(const void *a, const void *b);
+
+/* How row a compares with row b: the median over the rounds of each round's
+ * ratio (a/b, b/a if inverse), so that both figures of a pair come from the
+ * same round and drift on the machine between rounds cancels; with one round
+ * the ratio of the two results.  0 if there is nothing to compare. */
+static double paired_ratio(const struct row *rows, const struct bench_result *runs, unsigned k,
+			   const struct row *a, const struct row *b, int inverse)
+{
+	double r[16];
+	unsigned m = 0;
+	const struct bench_result *ra = &runs[(size_t)(a - rows) * k];
+	const struct bench_result *rb = &runs[(size_t)(b - rows) * k];
+	for (unsigned i = 0; i < k; i++) {
+		double x = a->mode == BENCH_PINGPONG ? (double)ra[i].p50 : ra[i].msgs_per_s;
+		double y = a->mode == BENCH_PINGPONG ? (double)rb[i].p50 : rb[i].msgs_per_s;
+		if (x > 0 && y > 0)
+			r[m++] = inverse ? y / x : x / y;
+	}
+	if (!m)
+		return 0;
+	qsort(r, m, sizeof r[0], cmp_dbl);
+	return m % 2 ? r[m / 2] : (r[m / 2 - 1] + r[m / 2]) / 2;
+}
+
+static void print_table(const struct row *rows, const struct bench_result *runs, unsigned n,
+			const struct machine *mc, const struct bench_opts *o, int same_cpu)
 {
 	char a[32], b[32], c[32], d[32], sz[32];
 	int any_in_place = 0;
@@ -235,21 +260,26 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 			const struct row *fl = find_row(rows, n, "floor", w);
 			const struct row *pp = find_row(rows, n, "pipe", w);
 			char vf[16] = "", vp[16] = "";
+			/* A reference that failed or was skipped compares with nothing. */
+			double rf = fl && fl->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, fl, 0) : 0;
+			double rp = pp && pp->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, pp, 1) : 0;
 			if (mode == BENCH_PINGPONG) {
-				if (fl && fl->r.p50)
-					snprintf(vf, sizeof vf, "%.2fx", (double)w->r.p50 / (double)fl->r.p50);
-				if (pp && w->r.p50)
-					snprintf(vp, sizeof vp, "%.1fx", (double)pp->r.p50 / (double)w->r.p50);
+				if (rf > 0)
+					snprintf(vf, sizeof vf, "%.2fx", rf);
+				if (rp > 0)
+					snprintf(vp, sizeof vp, "%.1fx", rp);
 				printf("%-22s %8s %10s %10s %10s %10s %9s %9s\n", name, sz,
 				       cli_fmt_ns((double)w->r.p50, a, sizeof a),
 				       cli_fmt_ns((double)w->r.p99, b, sizeof b),
 				       cli_fmt_ns((double)w->r.p999, c, sizeof c),
 				       cli_fmt_ns((double)w->r.max, d, sizeof d), vf, vp);
 			} else {
-				if (fl && fl->r.msgs_per_s > 0)
-					snprintf(vf, sizeof vf, "%.2fx", w->r.msgs_per_s / fl->r.msgs_per_s);
-				if (pp && pp->r.msgs_per_s > 0)
-					snprintf(vp, sizeof vp, "%.1fx", w->r.msgs_per_s / pp->r.msgs_per_s);
+				/* rates: higher is better, so vs pipe is not inverted */
+				if (rf > 0)
+					snprintf(vf, sizeof vf, "%.2fx", rf);
+				rp = pp && pp->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, pp, 0) : 0;
+				if (rp > 0)
+					snprintf(vp, sizeof vp, "%.1fx", rp);
 				char pc[16];
 				snprintf(pc, sizeof pc, "%u:%u", w->producers, w->consumers);
 				char mib[24];
@@ -262,8 +292,9 @@ static void print_table(const struct row *rows, unsigned n, const struct machine
 		}
 	}
 	printf("\nvs floor: latency / floor's (lower is better), or rate / floor's; "
-	       "vs pipe: how many times better than pipe.\n"
-	       "Latency percentiles come from a log-linear histogram (buckets within 1.6%%).\n"
+	       "vs pipe: how many times better than pipe%s.\n",
+	       o->repeat > 1 ? " (each the median of the rounds' own ratios)" : "");
+	printf("Latency percentiles come from a log-linear histogram (buckets within 1.6%%).\n"
 	       "cpu/msg: user+system time of all processes per message; csw/msg: context switches.\n");
 	if (any_in_place)
 		printf("*: handed over in place, not copied: MiB/s counts the bytes made available.\n");
@@ -575,11 +606,11 @@ static int bench_main(int argc, char **argv)
 		else if (fmt == FMT_CSV)
 			print_csv_row(&rows[i]);
 	}
-	free(runs);
 	if (fmt == FMT_TABLE) {
 		fprintf(stderr, "%60s\r", "");
-		print_table(rows, n, &mc, &o, same_cpu);
+		print_table(rows, runs, n, &mc, &o, same_cpu);
 	}
+	free(runs);
 	free(rows);
 	if (failed)
 		fprintf(stderr, "ipcx bench: at least one case FAILED (see above)\n");
