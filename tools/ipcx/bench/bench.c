@@ -262,7 +262,10 @@ static void print_table(const struct row *rows, const struct bench_result *runs,
 			char vf[16] = "", vp[16] = "";
 			/* A reference that failed or was skipped compares with nothing. */
 			double rf = fl && fl->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, fl, 0) : 0;
-			double rp = pp && pp->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, pp, 1) : 0;
+			/* vs pipe: how many times better, so latencies are inverted */
+			double rp = pp && pp->r.status == BENCH_OK
+					    ? paired_ratio(rows, runs, o->repeat, w, pp, mode == BENCH_PINGPONG)
+					    : 0;
 			if (mode == BENCH_PINGPONG) {
 				if (rf > 0)
 					snprintf(vf, sizeof vf, "%.2fx", rf);
@@ -274,10 +277,8 @@ static void print_table(const struct row *rows, const struct bench_result *runs,
 				       cli_fmt_ns((double)w->r.p999, c, sizeof c),
 				       cli_fmt_ns((double)w->r.max, d, sizeof d), vf, vp);
 			} else {
-				/* rates: higher is better, so vs pipe is not inverted */
 				if (rf > 0)
 					snprintf(vf, sizeof vf, "%.2fx", rf);
-				rp = pp && pp->r.status == BENCH_OK ? paired_ratio(rows, runs, o->repeat, w, pp, 0) : 0;
 				if (rp > 0)
 					snprintf(vp, sizeof vp, "%.1fx", rp);
 				char pc[16];
