@@ -10,7 +10,8 @@
  *  - every acknowledged message is delivered, except at most one per kill
  *    of the copying receiver (the message it was copying when it died);
  *  - a message is delivered twice only as the rules allow (a copy flagged
- *    redelivered, or an unacknowledged send retried);
+ *    redelivered, a copy whose taker was killed before releasing it, or an
+ *    unacknowledged send retried);
  *  - no slot leaked: the mailbox holds nothing, and takes depth messages.
  * ipcx-test-timeout: 120
  * ipcx-test-serial
@@ -81,11 +82,13 @@ static int receiver(void *arg)
 			ipcx_mq_msg m;
 			if (ipcx_mq_take(mq, &m, NULL))
 				return 3;
-			if (ml_record(sh, m.data, m.len, m.prio, m.flags, r,
-				      atomic_fetch_add(&order[r], 1)) < 0)
+			int k = ml_record(sh, m.data, m.len, m.prio, m.flags | ML_HELD, r,
+					  atomic_fetch_add(&order[r], 1));
+			if (k < 0)
 				return 4;
 			if (ipcx_mq_release(mq, &m))
 				return 5;
+			ml_released(sh, k);
 		}
 	}
 }
@@ -142,8 +145,11 @@ int main(void)
 		if (rc == -ETIMEDOUT)
 			break;
 		T_CHECK_RC(rc, 0);
-		T_CHECK(ml_record(sh, m.data, m.len, m.prio, m.flags, RECEIVERS, drained++) >= 0);
+		int k = ml_record(sh, m.data, m.len, m.prio, m.flags | ML_HELD, RECEIVERS,
+				  drained++);
+		T_CHECK(k >= 0);
 		T_CHECK_RC(ipcx_mq_release(mq, &m), 0);
+		ml_released(sh, k);
 	}
 	T_CHECK(!atomic_load(&sh->bad));
 	ipcx_mq_attr at;

@@ -16,6 +16,7 @@
 
 #define ML_SENDERS_MAX 8
 #define ML_DELIV_MAX (1u << 21)
+#define ML_HELD (1u << 31) /* ml_record flag: taken; ml_released() when released */
 
 struct ml_msg {
 	uint32_t sender, inc; /* inc: which incarnation of the sender (kill tests) */
@@ -29,7 +30,7 @@ struct ml_deliv {
 	uint64_t seq;
 	uint32_t redelivered, order; /* order: the consumer's count so far */
 	_Atomic uint32_t valid;      /* written last: a record a kill cut short is not */
-	uint32_t pad;
+	_Atomic uint32_t held;       /* taken, and not (yet) released */
 };
 
 struct ml_shared {
@@ -111,8 +112,15 @@ static inline int ml_record(struct ml_shared *sh, const void *p, size_t len, uns
 	d->seq = x.seq;
 	d->redelivered = !!(flags & IPCX_MQ_REDELIVERED);
 	d->order = order;
+	atomic_store(&d->held, !!(flags & ML_HELD));
 	atomic_store(&d->valid, 1);
 	return (int)k;
+}
+
+/* Delivery k (recorded with ML_HELD) was released. */
+static inline void ml_released(struct ml_shared *sh, int k)
+{
+	atomic_store(&sh->d[k].held, 0);
 }
 
 /* Per consumer from..to-1, per sender and priority: first deliveries in
@@ -157,8 +165,10 @@ static inline int ml_cmp(const void *a, const void *b)
 
 /* Every message of senders 0..nsenders-1 below acked[] delivered; at most
  * `may_lose` of them missing in all; a second delivery only if one copy is
- * flagged redelivered or the message was sent again by a new incarnation
- * (not acknowledged the first time).  exact: no duplicates at all. */
+ * flagged redelivered, or one copy was taken and never released (its taker
+ * was killed: the other copy is the redelivery, unflagged when a copying
+ * receiver got it), or the message was sent again by a new incarnation (not
+ * acknowledged the first time).  exact: no duplicates at all. */
 static inline int ml_check_delivered(struct ml_shared *sh, uint32_t nsenders, uint64_t may_lose,
 				     bool exact)
 {
@@ -182,9 +192,16 @@ static inline int ml_check_delivered(struct ml_shared *sh, uint32_t nsenders, ui
 			if (d->seq > want && want < acked)
 				lost += (d->seq < acked ? d->seq : acked) - want;
 			if (p && d->seq + 1 == want) {
-				if (exact || !(d->inc != p->inc || d->redelivered || p->redelivered)) {
-					fprintf(stderr, "sender %u seq %llu delivered twice\n", s,
-						(unsigned long long)d->seq);
+				if (exact || !(d->inc != p->inc || d->redelivered || p->redelivered ||
+					       d->held || p->held)) {
+					fprintf(stderr,
+						"sender %u seq %llu delivered twice: to consumer %u "
+						"(#%u%s%s) and consumer %u (#%u%s%s)\n",
+						s, (unsigned long long)d->seq, p->consumer, p->order,
+						p->redelivered ? ", redelivered" : "",
+						p->held ? ", never released" : "", d->consumer,
+						d->order, d->redelivered ? ", redelivered" : "",
+						d->held ? ", never released" : "");
 					free(v);
 					return T_FAIL;
 				}
