@@ -197,6 +197,43 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 			  const ipcx_wait *wait);
 
+/* One message of a batch: ipcx_mq_send_batch reads buf, len and prio;
+ * ipcx_mq_recv_batch reads buf and cap and sets len, prio and flags. */
+typedef struct ipcx_mq_vec {
+	void *buf;      /* send: the payload (not written); receive: where it goes */
+	size_t len;     /* send: its length; receive: set to the message's length */
+	size_t cap;     /* receive: bytes at buf; unused by send */
+	unsigned prio;  /* send: its priority; receive: set to the message's */
+	uint32_t flags; /* receive: set to IPCX_MQ_REDELIVERED or 0 */
+} ipcx_mq_vec;
+
+/*
+ * Send v[0..n) in order, as n calls of ipcx_mq_send would, each waiting as
+ * the policy says; consecutive messages of one priority share their ring
+ * operations (one claim of free slots and one of level positions for up to
+ * 64 of them, in a plain memory-only mailbox), which is what a streaming
+ * producer wants.  The messages of a batch keep their order; another
+ * producer's may interleave with them as with single sends.  Returns n, or
+ * how many were sent (1..n-1) before an error, which the next call then
+ * meets again; or the error of the first message (as ipcx_mq_send; -EINVAL
+ * also for n == 0 or n > IPCX_MQ_BATCH_MAX).  A send that returned k has
+ * queued v[0..k) and nothing after them.
+ */
+#define IPCX_MQ_BATCH_MAX 1024u
+IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
+				const ipcx_wait *wait);
+
+/*
+ * Receive up to n messages into v[0..n): waits as the policy says for the
+ * first, then takes what is queued without waiting (the highest level
+ * first, as repeated ipcx_mq_recv calls would).  Returns how many (1..n), or
+ * an error as ipcx_mq_recv (-EMSGSIZE when the first message is longer than
+ * v[0].cap; a later one that does not fit its v[k].cap ends the batch at k
+ * and stays queued).  Messages are copied and removed as by ipcx_mq_recv,
+ * and flags tells a redelivered one.
+ */
+IPCX_API int ipcx_mq_recv_batch(ipcx_mq *mq, ipcx_mq_vec *v, unsigned n, const ipcx_wait *wait);
+
 /*
  * Zero-copy send: loan a buffer of len bytes at priority prio (flow control
  * and shaping apply here, with the same errors as ipcx_mq_send), write the

@@ -151,7 +151,7 @@ static void mq_repair(ipcx_mq *mq)
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: the lock orders what the dead holder wrote; the words
 		 * the lock-free paths write are only read here */
-		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
+		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_relaxed);
 		if (mq_w_state(w) == S_REDO)
 			redo |= 1ull << mq_w_level(w);
 	}
@@ -183,11 +183,12 @@ void ipcx__mq_redo_put(ipcx_mq *mq, uint32_t i, uint64_t w)
 	s->sender = MQ_NONE; /* its sender's share was given back when it was taken */
 	/* release: the fields above before the word (pairs with redo_take's
 	 * acquire under the lock; the CAS keeps a racing owner out) */
-	if (!atomic_compare_exchange_strong_explicit(&s->word, &w,
+	if (!atomic_compare_exchange_strong_explicit(mq_wordp(mq, i), &w,
 						     mq_word(S_REDO, 0, p, h->st.redo_next++),
 						     memory_order_release, memory_order_relaxed))
 		return;
 	atomic_fetch_or_explicit(&h->bits.redo, 1ull << p, memory_order_relaxed); /* lock held */
+	atomic_fetch_add_explicit(&h->stats.redelivered, 1, memory_order_relaxed); /* a count */
 }
 
 int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w)
@@ -196,7 +197,7 @@ int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint64_t *w)
 	uint64_t bw = 0;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* acquire: pairs with the release in ipcx__mq_redo_put */
-		uint64_t x = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
+		uint64_t x = atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire);
 		if (mq_w_state(x) == S_REDO && mq_w_level(x) == p &&
 		    (best == MQ_NONE || mq_w_pos(x) < mq_w_pos(bw)))
 			best = i, bw = x;
@@ -261,7 +262,7 @@ static bool in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
 	if (ipcx__mq_in_ring(mq, i, w))
 		return true;
 	/* acquire: pairs with the popper's release of the cell read above */
-	return atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire) != w;
+	return atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire) != w;
 }
 
 /* Give back (lock held) every slot that attach entries in `gone` (a bit
@@ -274,16 +275,14 @@ static bool in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
  * Returns how many. */
 static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 {
-	struct mq_hdr *h = mq->h;
 	int done = 0;
 	ipcx__mq_busy(mq);
 	for (uint32_t i = 0; i < IPCX_MQ_ATTACH_MAX; i++)
 		if (gone[i >> 6] >> (i & 63) & 1)
 			ipcx__mq_repair_intents(mq, i);
 	for (uint32_t i = 0; i < mq->depth; i++) {
-		struct mq_slot *s = mq_slot(mq, i);
 		/* acquire: what the owner wrote to the slot before its last word */
-		uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire);
 		uint32_t o = mq_w_owner(w), state = mq_w_state(w);
 		if (!(gone[o >> 6] >> (o & 63) & 1) || state == S_REDO)
 			continue;
@@ -303,8 +302,6 @@ static int give_back(ipcx_mq *mq, const uint64_t gone[2], struct mq_dels *d)
 			break;
 		case S_TAKEN:
 			ipcx__mq_redo_put(mq, i, w);
-			atomic_fetch_add_explicit(&h->stats.redelivered, 1,
-						  memory_order_relaxed); /* a count */
 			break;
 		case S_LOANED:
 		case S_COMMITTING:
@@ -329,7 +326,7 @@ static void recount(ipcx_mq *mq, uint32_t o)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: a count; the sender field goes with the word */
-		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_relaxed);
+		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_relaxed);
 		n += mq_w_state(w) == S_LEVEL && mq_slot(mq, i)->sender == o;
 	}
 	atomic_store_explicit(&mq->h->att[o].queued, n, memory_order_relaxed); /* a count */
@@ -469,9 +466,14 @@ static uint64_t ring_off(void)
 	return round_up(sizeof(struct mq_hdr), IPCX_CACHELINE);
 }
 
+static uint64_t words_off(uint32_t depth)
+{
+	return ring_off() + ipcx__mq_ring_bytes(cap_log2_of(depth));
+}
+
 static uint64_t slots_off(uint32_t depth, uint32_t max_msg)
 {
-	uint64_t end = ring_off() + ipcx__mq_ring_bytes(cap_log2_of(depth));
+	uint64_t end = words_off(depth) + (uint64_t)depth * sizeof(uint64_t);
 	return inline_slots(max_msg) ? round_up(end, 4096) : round_up(end, IPCX_CACHELINE);
 }
 
@@ -553,6 +555,7 @@ static void bind_region(ipcx_mq *mq, uint32_t depth, uint32_t max_msg, uint32_t 
 	mq->cap_log2 = cap_log2_of(depth);
 	mq->cap_mask = (1ull << mq->cap_log2) - 1;
 	mq->cells = (_Atomic uint64_t *)(d + ring_off());
+	mq->words = (_Atomic uint64_t *)(d + words_off(depth));
 	mq->slot_base = (unsigned char *)d + slots_off(depth, max_msg);
 	mq->buf_base = (unsigned char *)d + data_off(depth, max_msg);
 	mq->buf_pitch = pitch_of(max_msg);
@@ -636,7 +639,7 @@ IPCX_API int ipcx_mq_create(ipcx_mq **out, const char *name, const ipcx_mq_opts 
 	atomic_store_explicit(&h->seq_next, 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < o.depth; i++) {
 		mq_slot(mq, i)->sender = MQ_NONE;
-		atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(S_FREE, 0, 0, i),
+		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_FREE, 0, 0, i),
 				      memory_order_relaxed);
 	}
 	ipcx__mq_ring_init(mq);
@@ -790,7 +793,7 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	 * sends and receives may move some meanwhile). */
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* acquire: the slot's length is the owner's */
-		uint64_t w = atomic_load_explicit(&mq_slot(mq, i)->word, memory_order_acquire);
+		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire);
 		switch (mq_w_state(w)) {
 		case S_LEVEL:
 		case S_REDO:

@@ -5,13 +5,16 @@
  *   struct mq_hdr            configuration, lock, indices, attach table
  *   the free ring            cap cells (cap = depth rounded up to a power of 2)
  *   64 level rings           cap cells each, one per priority
+ *   the slot words           depth 64-bit words (slot i's ownership)
  *   the slots: below 4 KiB of max_msg, each a struct mq_slot followed by its
  *   buffer of `stride` bytes; from 4 KiB on, a table of depth struct mq_slot
  *   then depth page-aligned buffers of `stride` bytes
  *
  * Sending and receiving take no lock (see mq_ring.c).  A slot's ownership
- * is its `word`: state, owning attach entry, level and ring position, changed
- * only by compare-and-swap.  The rings are bounded MPMC queues of slot
+ * is its word: state, owning attach entry, level and ring position, changed
+ * by its owner or by compare-and-swap.  The words sit apart from the slots,
+ * so that a receiver only reads a message's lines (the sender's next write
+ * to them is an invalidation, not a transfer back).  The rings are bounded MPMC queues of slot
  * indices; a cell is one 64-bit word, "empty for position pos" or "holds slot
  * x at position pos", so each claim and publication is a single atomic step.
  *
@@ -30,7 +33,7 @@
 #include "../region/region_internal.h"
 
 #define MQ_MAGIC 0x31584f424c49414dull /* "MAILBOX1" */
-#define MQ_ABI 2u
+#define MQ_ABI 3u
 #define MQ_NONE 0xffffffffu
 #define MQ_BAD 0xfffffffeu
 
@@ -60,7 +63,7 @@ static inline uint32_t mq_w_level(uint64_t w) { return (uint32_t)(w >> MQ_POS_BI
 static inline uint64_t mq_w_pos(uint64_t w) { return w & MQ_POS_MASK; }
 
 struct mq_slot {
-	_Atomic uint64_t word;
+	uint64_t reserved;
 	uint32_t len;    /* loaned or message length */
 	uint32_t prio;
 	uint32_t flags;  /* IPCX_MQ_REDELIVERED */
@@ -102,7 +105,7 @@ struct mq_attach {
 	uint32_t pad0;
 	_Atomic uint64_t sent, received;
 	/* The ring positions the handle is claiming or holds (mq_ring.c):
-	 * MQ_INTENT(ring, pos), 0 none.  Written before the claiming CAS. */
+	 * MQ_INTENT(ring, pos, n), 0 none.  Written before the claiming CAS. */
 	_Atomic uint64_t intent_pop, intent_push;
 	uint8_t pad[IPCX_CACHELINE - 64];
 };
@@ -194,6 +197,7 @@ struct ipcx_mq {
 	ipcx_region *region;
 	struct mq_hdr *h;
 	_Atomic uint64_t *cells; /* free ring, then the level rings */
+	_Atomic uint64_t *words; /* slot i's ownership word */
 	unsigned char *slot_base, *buf_base; /* slot 0's descriptor and buffer */
 	size_t slot_pitch, buf_pitch;         /* bytes from one slot's to the next */
 	uint32_t depth, max_msg, stride; /* validated copies */
@@ -229,6 +233,11 @@ static inline struct mq_slot *mq_slot(const ipcx_mq *mq, uint32_t i)
 	return (struct mq_slot *)(mq->slot_base + (size_t)i * mq->slot_pitch);
 }
 
+static inline _Atomic uint64_t *mq_wordp(const ipcx_mq *mq, uint32_t i)
+{
+	return &mq->words[i];
+}
+
 static inline unsigned char *mq_buf(const ipcx_mq *mq, uint32_t i)
 {
 	return mq->buf_base + (size_t)i * mq->buf_pitch;
@@ -253,7 +262,15 @@ IPCX_HIDDEN int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint6
 /* mq_ring.c: the lock-free rings.  Ring r is 0 (free) or 1 + level.  The
  * ring operations require the handle's busy flag (ipcx__mq_busy); the lock,
  * if needed, is taken before it, never while holding it. */
-#define MQ_INTENT(r, pos) (((uint64_t)(r) + 1) << 56 | ((pos) & ((1ull << 56) - 1)))
+/* An intent names a run of n (1..MQ_RUN_MAX) positions from pos of ring r:
+ * bits 57..63 r + 1, bits 51..56 n - 1, bits 0..50 pos (truncated: the
+ * reclaimer rebuilds it from the ring's index, which is never 2^50 past). */
+#define MQ_RUN_MAX 256u
+#define MQ_INTENT_POS_BITS 49
+#define MQ_INTENT_POS_MASK ((1ull << MQ_INTENT_POS_BITS) - 1)
+#define MQ_INTENT(r, pos, n)                                                                  \
+	(((uint64_t)(r) + 1) << 57 | ((uint64_t)(n) - 1) << MQ_INTENT_POS_BITS |             \
+	 ((pos) & MQ_INTENT_POS_MASK))
 #define MQ_RING_FREE 0u
 #define MQ_RING_LEVEL(p) (1u + (p))
 /* Push slot i (which we own, or adopt) into ring r: its word becomes
@@ -290,6 +307,15 @@ IPCX_HIDDEN int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, 
 				   uint32_t *loaned);
 IPCX_HIDDEN int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap,
 				   ipcx_mq_msg *m);
+/* The same for runs of messages: fast_send_many sends v[0..n) while free
+ * slots and level positions are there at once (a run of one priority per
+ * ring operation); returns how many (0: none could go at once), or
+ * -EBADMSG.  fast_recv_many receives from level p into v[0..n) what is
+ * there at once; returns how many (0: level p is empty, or its next
+ * message is longer than v[0].cap: *too_long set), or -EBADMSG. */
+IPCX_HIDDEN int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n);
+IPCX_HIDDEN int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
+					bool *too_long);
 /* Whether ring r looks non-empty. */
 IPCX_HIDDEN bool ipcx__mq_ring_busy(ipcx_mq *mq, uint32_t r);
 /* Mark level p non-empty (after a push). */

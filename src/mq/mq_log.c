@@ -366,7 +366,7 @@ static bool log_idle(ipcx_mq *mq)
 			return false;
 	for (uint32_t i = 0; i < mq->depth; i++) {
 		/* relaxed: a message's state; its record is covered by inflight */
-		uint32_t st = mq_w_state(atomic_load_explicit(&mq_slot(mq, i)->word,
+		uint32_t st = mq_w_state(atomic_load_explicit(mq_wordp(mq, i),
 							      memory_order_relaxed));
 		if (st != S_FREE && st != S_LOANED)
 			return false;

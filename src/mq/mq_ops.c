@@ -358,7 +358,7 @@ static bool held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state, uint64_t *w)
 	if (m->slot >= mq->depth)
 		return false;
 	/* acquire: pairs with the release that gave us the slot */
-	uint64_t x = atomic_load_explicit(&mq_slot(mq, m->slot)->word, memory_order_acquire);
+	uint64_t x = atomic_load_explicit(mq_wordp(mq, m->slot), memory_order_acquire);
 	if (mq_w_state(x) != state || mq_w_owner(x) != (mq->idx & 127u) ||
 	    (uint32_t)mq_w_pos(x) != m->gen)
 		return false;
@@ -418,7 +418,7 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 		s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
 		/* release: a reclaimer that sees COMMITTING sees the seq it owes
 		 * a removal for */
-		atomic_store_explicit(&s->word, mq_word(S_COMMITTING, mq->idx, 0, mq_w_pos(w)),
+		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_COMMITTING, mq->idx, 0, mq_w_pos(w)),
 				      memory_order_release);
 	}
 	if (h->fair) /* relaxed: a count; before the claim, so receivers never see it below 0 */
@@ -520,7 +520,7 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 			s->flags = 0;
 			s->sender = MQ_NONE;
 			/* relaxed: our own word, written by our pop */
-			uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+			uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_relaxed);
 			return commit_slot(mq, i, w, buf, len);
 		}
 	}
@@ -528,7 +528,7 @@ IPCX_API int ipcx_mq_send(ipcx_mq *mq, const void *buf, size_t len, unsigned pri
 	if (rc)
 		return rc;
 	/* relaxed: our own word, written by our pop */
-	uint64_t w = atomic_load_explicit(&mq_slot(mq, m.slot)->word, memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(mq_wordp(mq, m.slot), memory_order_relaxed);
 	return commit_slot(mq, m.slot, w, buf, len);
 }
 
@@ -639,6 +639,20 @@ static int try_take(void *arg)
 	return 1;
 }
 
+/* Wait as the policy says until ready(arg) receives something: what it
+ * returned (> 0), or -EAGAIN (the readiness fd is then re-armed),
+ * -ETIMEDOUT, or its error. */
+static int wait_readable(ipcx_mq *mq, const ipcx_wait *call, ipcx__ready_fn ready, void *arg)
+{
+	ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
+	ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, ready, arg, ipcx__mq_check,
+			      mq };
+	int rc = ipcx__wait(&w, &ws);
+	if (rc == -EAGAIN && mq->efd >= 0)
+		ipcx__mq_notify_rearm(mq);
+	return rc;
+}
+
 /* 0 taken (m filled), 1 copied into buf and freed, or -errno. */
 static int take(ipcx_mq *mq, ipcx_mq_msg *m, size_t cap, void *buf, const ipcx_wait *call)
 {
@@ -647,14 +661,8 @@ static int take(ipcx_mq *mq, ipcx_mq_msg *m, size_t cap, void *buf, const ipcx_w
 	add_role(mq, ROLE_RECV);
 	struct tctx c = { mq, m, cap, buf, false, 0 };
 	int rc = try_take(&c);
-	if (ipcx__unlikely(rc == 0)) {
-		ipcx_wait w = ipcx__wait_resolve(call, &mq->wait);
-		ipcx__waitspec ws = { &mq->h->ne.seq, &mq->h->ne.sleepers, try_take, &c,
-				      ipcx__mq_check, mq };
-		rc = ipcx__wait(&w, &ws);
-		if (rc == -EAGAIN && mq->efd >= 0)
-			ipcx__mq_notify_rearm(mq);
-	}
+	if (ipcx__unlikely(rc == 0))
+		rc = wait_readable(mq, call, try_take, &c);
 	if (rc < 0)
 		return rc;
 	if (c.copied && mq->h->persistent) {
@@ -697,30 +705,169 @@ IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 	return lrc;
 }
 
+/* One copying receive into buf (cap bytes), m telling what it was: as
+ * ipcx_mq_recv. */
+static int recv_one(ipcx_mq *mq, void *buf, size_t cap, ipcx_mq_msg *m, const ipcx_wait *wait)
+{
+	/* Sync "always": the removal is made durable before the slot is freed
+	 * (take and release); otherwise copy and free at once. */
+	bool copy = !mq->h->persistent || mq->h->sync != IPCX_MQ_SYNC_ALWAYS;
+	int rc = take(mq, m, cap, copy ? buf : NULL, wait);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		if (m->len)
+			memcpy(buf, m->data, m->len);
+		/* The message is the caller's now: a failure to log its removal
+		 * (the log is then marked failed) may make it reappear after
+		 * recovery, but must not lose it. */
+		(void)ipcx_mq_release(mq, m);
+	}
+	return (int)m->len;
+}
+
 IPCX_API int ipcx_mq_recv(ipcx_mq *mq, void *buf, size_t cap, unsigned *prio,
 			  const ipcx_wait *wait)
 {
 	if (!mq || (cap && !buf))
 		return -EINVAL;
 	ipcx_mq_msg m;
-	/* Sync "always": the removal is made durable before the slot is freed
-	 * (take and release); otherwise copy and free at once. */
-	bool copy = !mq->h->persistent || mq->h->sync != IPCX_MQ_SYNC_ALWAYS;
-	int rc = take(mq, &m, cap, copy ? buf : NULL, wait);
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
-		if (prio)
-			*prio = m.prio;
-		return (int)m.len;
-	}
-	if (m.len)
-		memcpy(buf, m.data, m.len);
-	if (prio)
+	int rc = recv_one(mq, buf, cap, &m, wait);
+	if (rc >= 0 && prio)
 		*prio = m.prio;
-	/* The message is the caller's now: a failure to log its removal (the
-	 * log is then marked failed) may make it reappear after recovery, but
-	 * must not lose it. */
-	(void)ipcx_mq_release(mq, &m);
-	return (int)m.len;
+	return rc;
+}
+
+/* ---- batches ----------------------------------------------------------
+ * A batch waits the way single calls do, but what it waits for is a run:
+ * the readiness callbacks move as many messages as are there at once, so
+ * a waiting receiver wakes to a sender's whole run rather than to its
+ * first message. */
+
+static bool batch_args(const ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
+		       const ipcx_wait *wait)
+{
+	return mq && v && n && n <= IPCX_MQ_BATCH_MAX &&
+	       (!wait || wait->mode <= IPCX_WAIT_NONBLOCK);
+}
+
+struct bctx {
+	ipcx_mq *mq;
+	const ipcx_mq_vec *out; /* send: the messages */
+	ipcx_mq_vec *in;        /* receive: where they go */
+	unsigned n;
+};
+
+/* Send what can go the lock-free way at once: the valid messages of a
+ * plain mailbox from c->out.  > 0 how many, 0 none (full), -EINVAL the
+ * first is not valid, < 0 another error. */
+static int send_now(void *arg)
+{
+	struct bctx *c = arg;
+	ipcx_mq *mq = c->mq;
+	unsigned ok = 0;
+	for (const ipcx_mq_vec *m = c->out; ok < c->n; ok++, m++)
+		if (m->len > mq->max_msg || m->prio >= IPCX_MQ_PRIO_LEVELS || (m->len && !m->buf))
+			break;
+	if (!ok)
+		return -EINVAL; /* the next message goes the general way, which says why */
+	return ipcx__mq_fast_send_many(mq, c->out, ok);
+}
+
+IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
+				const ipcx_wait *wait)
+{
+	if (!batch_args(mq, v, n, wait))
+		return -EINVAL;
+	add_role(mq, ROLE_SEND);
+	unsigned done = 0;
+	while (done < n) {
+		if (mq->plain) {
+			struct bctx c = { mq, v + done, NULL, n - done };
+			int rc = send_now(&c);
+			/* Full: a blocking mailbox waits for room for a run; the
+			 * other policies go the general way (fail, or drop). */
+			if (rc == 0 && mq->h->full == IPCX_MQ_FULL_BLOCK) {
+				ipcx_wait w = ipcx__wait_resolve(wait, &mq->wait);
+				ipcx__waitspec ws = { &mq->h->nf.seq, &mq->h->nf.sleepers, send_now, &c,
+						      ipcx__mq_check, mq };
+				rc = ipcx__wait(&w, &ws);
+			}
+			if (rc > 0) {
+				done += (unsigned)rc;
+				continue;
+			}
+			if (rc < 0 && rc != -EINVAL)
+				return done ? (int)done : rc;
+		}
+		/* Not a plain mailbox, a message that is not valid, or full and
+		 * not blocking: one as ipcx_mq_send (which says what is wrong
+		 * with it, or applies the full policy). */
+		const ipcx_mq_vec *m = &v[done];
+		int rc = ipcx_mq_send(mq, m->buf, m->len, m->prio, wait);
+		if (rc)
+			return done ? (int)done : rc;
+		done++;
+	}
+	return (int)done;
+}
+
+/* Receive into c->v what is queued now, without waiting.  > 0 how many, 0
+ * none, < 0 error (before any message). */
+static int recv_now(void *arg)
+{
+	struct bctx *c = arg;
+	ipcx_mq *mq = c->mq;
+	ipcx_mq_vec *v = c->in;
+	unsigned got = 0;
+	/* relaxed: a hint; redelivered messages go the general way */
+	if (mq->plain && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed)) {
+		/* relaxed: where to look; the rings decide */
+		uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+		while (b && got < c->n) {
+			uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+			bool too_long;
+			int r = ipcx__mq_fast_recv_many(mq, p, v + got, c->n - got, &too_long);
+			if (r < 0 || too_long) {
+				if (got)
+					break;
+				return r < 0 ? r : -EMSGSIZE;
+			}
+			if (r == 0) {
+				b &= ~(1ull << p);
+				continue;
+			}
+			got += (unsigned)r;
+			/* A higher level may have filled meanwhile: look again. */
+			b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+		}
+	} else {
+		ipcx_wait nb = { IPCX_WAIT_NONBLOCK, 0, -1 };
+		for (; got < c->n; got++) {
+			ipcx_mq_msg m;
+			int rc = recv_one(mq, v[got].buf, v[got].cap, &m, &nb);
+			if (rc < 0) {
+				if (got)
+					break;
+				return rc == -EAGAIN ? 0 : rc;
+			}
+			v[got].len = m.len;
+			v[got].prio = m.prio;
+			v[got].flags = m.flags;
+		}
+	}
+	return (int)got;
+}
+
+IPCX_API int ipcx_mq_recv_batch(ipcx_mq *mq, ipcx_mq_vec *v, unsigned n, const ipcx_wait *wait)
+{
+	if (!batch_args(mq, v, n, wait))
+		return -EINVAL;
+	for (unsigned k = 0; k < n; k++)
+		if (v[k].cap && !v[k].buf)
+			return -EINVAL;
+	add_role(mq, ROLE_RECV);
+	struct bctx c = { mq, NULL, v, n };
+	int rc = recv_now(&c);
+	return rc == 0 ? wait_readable(mq, wait, recv_now, &c) : rc;
 }

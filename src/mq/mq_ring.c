@@ -31,16 +31,37 @@
  * means the indices are garbage. */
 #define MQ_SPIN_LIMIT (1u << 22)
 
+/* A ring's geometry in locals: the compiler must reload the handle's
+ * fields after every atomic operation, not a local copy of them. */
+struct rv {
+	_Atomic uint64_t *cells; /* the ring's first cell */
+	uint64_t mask;           /* cap - 1 */
+	uint32_t log2;           /* log2 cap */
+	uint32_t shift;          /* spread cells: log2 - 3; 0: not spread */
+};
+
+static inline struct rv rv_of(const ipcx_mq *mq, uint32_t r)
+{
+	uint32_t l = mq->cap_log2;
+	return (struct rv){ mq->cells + ((uint64_t)r << l), mq->cap_mask, l, l >= 6 ? l - 3 : 0 };
+}
+
 /* Where position pos's cell is: consecutive positions are spread over
  * different cache lines (eight positions apart share one), so a sender
  * filling the cell after the one a receiver is emptying does not take the
  * line from under it. */
+static inline _Atomic uint64_t *rv_cell(const struct rv *g, uint64_t pos)
+{
+	uint64_t i = pos & g->mask;
+	if (g->shift)
+		i = (i & 7) << g->shift | i >> 3;
+	return &g->cells[i];
+}
+
 static inline _Atomic uint64_t *cell_of(const ipcx_mq *mq, uint32_t r, uint64_t pos)
 {
-	uint64_t i = pos & mq->cap_mask;
-	if (mq->cap_log2 >= 6)
-		i = (i & 7) << (mq->cap_log2 - 3) | i >> 3;
-	return &mq->cells[((uint64_t)r << mq->cap_log2) + i];
+	struct rv g = rv_of(mq, r);
+	return rv_cell(&g, pos);
 }
 
 static inline struct mq_ring_idx *idx_of(const ipcx_mq *mq, uint32_t r)
@@ -48,26 +69,39 @@ static inline struct mq_ring_idx *idx_of(const ipcx_mq *mq, uint32_t r)
 	return r == MQ_RING_FREE ? &mq->h->freer : &mq->h->lv[r - 1];
 }
 
-static inline uint64_t lap_of(const ipcx_mq *mq, uint64_t pos)
+static inline uint64_t rv_empty(const struct rv *g, uint64_t pos)
 {
-	return (pos >> mq->cap_log2) & MQ_LAP_MASK;
+	return ((pos >> g->log2) & MQ_LAP_MASK) << 20; /* the lap alone */
+}
+
+static inline uint64_t rv_full(const struct rv *g, uint64_t pos, uint32_t i)
+{
+	return MQ_CELL_FULL | rv_empty(g, pos) | i;
+}
+
+/* The cell's lap minus pos's lap, sign-extended from MQ_LAP_BITS. */
+static inline int64_t rv_lap_diff(const struct rv *g, uint64_t v, uint64_t pos)
+{
+	uint64_t d = (((v >> 20) & MQ_LAP_MASK) - ((pos >> g->log2) & MQ_LAP_MASK)) & MQ_LAP_MASK;
+	return (int64_t)(d << (64 - MQ_LAP_BITS)) >> (64 - MQ_LAP_BITS);
 }
 
 static inline uint64_t cell_empty(const ipcx_mq *mq, uint64_t pos)
 {
-	return lap_of(mq, pos) << 20;
+	struct rv g = rv_of(mq, 0);
+	return rv_empty(&g, pos);
 }
 
 static inline uint64_t cell_full(const ipcx_mq *mq, uint64_t pos, uint32_t i)
 {
-	return MQ_CELL_FULL | cell_empty(mq, pos) | i;
+	struct rv g = rv_of(mq, 0);
+	return rv_full(&g, pos, i);
 }
 
-/* The cell's lap minus pos's lap, sign-extended from MQ_LAP_BITS. */
 static inline int64_t lap_diff(const ipcx_mq *mq, uint64_t v, uint64_t pos)
 {
-	uint64_t d = (((v >> 20) & MQ_LAP_MASK) - lap_of(mq, pos)) & MQ_LAP_MASK;
-	return (int64_t)(d << (64 - MQ_LAP_BITS)) >> (64 - MQ_LAP_BITS);
+	struct rv g = rv_of(mq, 0);
+	return rv_lap_diff(&g, v, pos);
 }
 
 static inline struct mq_attach *me(ipcx_mq *mq)
@@ -107,11 +141,17 @@ void ipcx__mq_idle(ipcx_mq *mq)
 	atomic_store_explicit(&mq->busy, 0, memory_order_release); /* see ipcx__mq_busy */
 }
 
-/* Claim the next position of ring r on one side.  1 claimed (*pos, and for
- * a pop the cell's value in *cell), 0 full (push) / empty (pop), -EBADMSG. */
+/* Claim the next positions of ring r on one side: up to `want` of them in
+ * one CAS (a run: for a pop, messages that each fit caps[k].cap, and no
+ * skip after the first).  The count claimed (*pos the first; for a pop the
+ * first cell's value in *cell, and with vals every cell's value, which
+ * stays as read: the cells are ours), 0 full (push) / empty (pop),
+ * -EMSGSIZE (a pop whose first message is longer than maxlen), -EBADMSG. */
 static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t *cell,
-		     uint64_t maxlen)
+		     uint64_t maxlen, uint32_t want, const ipcx_mq_vec *caps, uint64_t *vals)
 {
+	const struct rv g = rv_of(mq, r);
+	const uint32_t depth = mq->depth, max_msg = mq->max_msg;
 	struct mq_ring_idx *x = idx_of(mq, r);
 	_Atomic uint64_t *idx = push ? &x->tail : &x->head;
 	_Atomic uint64_t *intent = push ? &me(mq)->intent_push : &me(mq)->intent_pop;
@@ -121,30 +161,57 @@ static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t
 		/* acquire: pairs with the other side's release store of the cell
 		 * (a pop: the slot's word and payload; a push: the previous lap's
 		 * popper is done with the cell) */
-		uint64_t v = atomic_load_explicit(cell_of(mq, r, p), memory_order_acquire);
-		int64_t d = lap_diff(mq, v, p);
-		bool ready = push ? v == cell_empty(mq, p) : d == 0 && (v & MQ_CELL_FULL);
+		uint64_t v = atomic_load_explicit(rv_cell(&g, p), memory_order_acquire);
+		int64_t d = rv_lap_diff(&g, v, p);
+		bool ready = push ? v == rv_empty(&g, p) : d == 0 && (v & MQ_CELL_FULL);
 		if (ready) {
 			if (!push && !(v & MQ_CELL_SKIP)) {
 				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
-				if (i >= mq->depth)
+				if (i >= depth)
 					return -EBADMSG;
-				/* the payload's miss alongside the slot's */
+				/* the slot's and the payload's misses at once */
+				__builtin_prefetch(mq_slot(mq, i), 0, 3);
 				__builtin_prefetch(mq_buf(mq, i), 0, 3);
 				/* The fields are the pusher's (acquired with the cell);
-				 * they stay until the slot is popped. */
-				if (mq_slot(mq, i)->len > maxlen)
+				 * they stay until the slot is popped.  (A length above
+				 * max_msg is damage, which the popper handles.) */
+				if (maxlen < max_msg && mq_slot(mq, i)->len > maxlen)
 					return -EMSGSIZE;
 			}
+			uint32_t k = 1;
+			if (vals)
+				vals[0] = v;
+			while (k < want && !(v & MQ_CELL_SKIP)) {
+				/* acquire: as above, for each cell of the run; they stay
+				 * as read while the index stays at p, which the CAS checks */
+				uint64_t u = atomic_load_explicit(rv_cell(&g, p + k), memory_order_acquire);
+				if (push) {
+					if (u != rv_empty(&g, p + k))
+						break;
+				} else {
+					uint32_t i = (uint32_t)(u & MQ_IDX_MASK);
+					if (!(u & MQ_CELL_FULL) || (u & MQ_CELL_SKIP) ||
+					    rv_lap_diff(&g, u, p + k) != 0 || i >= depth)
+						break;
+					/* as above (damage is the popper's to handle) */
+					if (caps && caps[k].cap < max_msg &&
+					    mq_slot(mq, i)->len > caps[k].cap)
+						break;
+					__builtin_prefetch(mq_buf(mq, i), 0, 3);
+				}
+				if (vals)
+					vals[k] = u;
+				k++;
+			}
 			/* relaxed: published by the CAS's release */
-			atomic_store_explicit(intent, MQ_INTENT(r, p), memory_order_relaxed);
+			atomic_store_explicit(intent, MQ_INTENT(r, p, k), memory_order_relaxed);
 			/* acq_rel: release carries the intent; acquire orders our
 			 * cell and slot accesses after the claim */
-			if (atomic_compare_exchange_weak_explicit(idx, &p, p + 1, memory_order_acq_rel,
+			if (atomic_compare_exchange_weak_explicit(idx, &p, p + k, memory_order_acq_rel,
 								  memory_order_relaxed)) {
 				*pos = p;
 				*cell = v;
-				return 1;
+				return (int)k;
 			}
 			/* Lost the position: clear the stale intent, so no reclaimer
 			 * takes us for its holder. */
@@ -181,7 +248,7 @@ int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 {
 	uint64_t v, t0 = 0, checked = 0;
 	int rc;
-	for (unsigned n = 0; (rc = claim_pos(mq, r, true, pos, &v, 0)) == 0; n++) {
+	for (unsigned n = 0; (rc = claim_pos(mq, r, true, pos, &v, 0, 1, NULL, NULL)) == 0; n++) {
 		/* The ring cannot hold every slot while we hold one: a popper of
 		 * the previous lap is in the middle of giving the cell back. */
 		if (n < 4096) {
@@ -207,7 +274,7 @@ int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 		return rc;
 	uint32_t st = r == MQ_RING_FREE ? S_FREE : S_LEVEL, lvl = r == MQ_RING_FREE ? 0 : r - 1;
 	/* relaxed: published with the cell (publish's release) */
-	atomic_store_explicit(&mq_slot(mq, i)->word, mq_word(st, mq->idx, lvl, *pos),
+	atomic_store_explicit(mq_wordp(mq, i), mq_word(st, mq->idx, lvl, *pos),
 			      memory_order_relaxed);
 	return 0;
 }
@@ -254,7 +321,7 @@ int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint3
 	uint32_t lvl = r == MQ_RING_FREE ? 0 : r - 1;
 	for (;;) {
 		uint64_t pos, v;
-		int rc = claim_pos(mq, r, false, &pos, &v, maxlen);
+		int rc = claim_pos(mq, r, false, &pos, &v, maxlen, 1, NULL, NULL);
 		if (rc <= 0)
 			return rc;
 		if (v & MQ_CELL_SKIP) {
@@ -265,7 +332,7 @@ int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint3
 		uint64_t nw = mq_word(state, mq->idx, lvl, pos);
 		/* release: pairs with the acquire of readers of the word (give_back,
 		 * getattr); the slot is ours from the claim on */
-		atomic_store_explicit(&mq_slot(mq, i)->word, nw, memory_order_release);
+		atomic_store_explicit(mq_wordp(mq, i), nw, memory_order_release);
 		release_cell(mq, r, pos);
 		*out = i;
 		*w = nw;
@@ -278,7 +345,7 @@ bool ipcx__mq_own(ipcx_mq *mq, uint32_t i, uint64_t from, uint32_t state, uint64
 	uint64_t nw = mq_word(state, mq->idx, mq_w_level(from), mq_w_pos(from));
 	/* acq_rel: acquire the previous owner's writes to the slot, release ours
 	 * made while we held it in `from` */
-	if (!atomic_compare_exchange_strong_explicit(&mq_slot(mq, i)->word, &from, nw,
+	if (!atomic_compare_exchange_strong_explicit(mq_wordp(mq, i), &from, nw,
 						     memory_order_acq_rel, memory_order_relaxed))
 		return false;
 	*w = nw;
@@ -300,8 +367,25 @@ bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
 	       (((v >> 20) ^ (pos >> mq->cap_log2)) & m) == 0;
 }
 
-/* Whether a live entry other than o holds the same intent (a claim that
- * lost its CAS and has not yet cleared it). */
+/* An intent's ring, first position (the low bits) and run length. */
+static inline uint32_t intent_ring(uint64_t in) { return (uint32_t)(in >> 57) - 1; }
+static inline uint64_t intent_pos(uint64_t in) { return in & MQ_INTENT_POS_MASK; }
+static inline uint32_t intent_len(uint64_t in)
+{
+	return (uint32_t)(in >> MQ_INTENT_POS_BITS & (MQ_RUN_MAX - 1)) + 1;
+}
+
+/* How far position q (truncated as in an intent) is behind index at:
+ * (at - q) modulo 2^MQ_INTENT_POS_BITS, as a signed number. */
+static inline int64_t behind(uint64_t at, uint64_t q)
+{
+	uint64_t d = (at - q) << (64 - MQ_INTENT_POS_BITS);
+	return (int64_t)d >> (64 - MQ_INTENT_POS_BITS);
+}
+
+/* Whether a live entry other than o has an intent on the same ring and
+ * side whose run overlaps `in`'s (a claim that won the CAS `in`'s maker
+ * lost, not yet stored, or one that lost and has not yet cleared it). */
 static bool shared_intent(ipcx_mq *mq, uint32_t o, bool push, uint64_t in)
 {
 	for (uint32_t k = 0; k < IPCX_MQ_ATTACH_MAX; k++) {
@@ -309,10 +393,44 @@ static bool shared_intent(ipcx_mq *mq, uint32_t o, bool push, uint64_t in)
 		/* acquire: as in repair_intents */
 		uint64_t x = atomic_load_explicit(push ? &e->intent_push : &e->intent_pop,
 						  memory_order_acquire);
-		if (k != o && x == in && e->pid && !e->dead)
+		if (k == o || !x || !e->pid || e->dead || intent_ring(x) != intent_ring(in))
+			continue;
+		/* [a, a + na) and [b, b + nb) overlap, positions modulo 2^51 */
+		int64_t gap = behind(intent_pos(x), intent_pos(in)); /* x's start - in's */
+		if (gap >= 0 ? gap < (int64_t)intent_len(in) : -gap < (int64_t)intent_len(x))
 			return true;
 	}
 	return false;
+}
+
+/* Finish or undo position q of ring r that a dead handle had claimed. */
+static void repair_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t q)
+{
+	_Atomic uint64_t *c = cell_of(mq, r, q);
+	/* acquire: the cell's last store */
+	uint64_t v = atomic_load_explicit(c, memory_order_acquire);
+	if (push && v == cell_empty(mq, q)) {
+		/* Claimed, never stored: a skip.  The slot, which its word (or
+		 * the dead loan) still names, is the caller's. */
+		atomic_store_explicit(c, cell_full(mq, q, 0) | MQ_CELL_SKIP,
+				      memory_order_release); /* as abandon */
+	} else if (!push && lap_diff(mq, v, q) == 0 && (v & MQ_CELL_FULL)) {
+		/* Popped, never released.  A slot still in its ring state was
+		 * not taken yet: re-home it. */
+		uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
+		uint64_t w = i < mq->depth ? atomic_load_explicit(mq_wordp(mq, i),
+								  memory_order_acquire)
+					   : 0; /* acquire: its last owner */
+		bool home = !(v & MQ_CELL_SKIP) && i < mq->depth &&
+			    mq_w_state(w) == (r == MQ_RING_FREE ? S_FREE : S_LEVEL) &&
+			    mq_w_pos(w) == (q & MQ_POS_MASK);
+		/* release: as release_cell */
+		atomic_store_explicit(c, cell_empty(mq, q + mq->cap_mask + 1), memory_order_release);
+		if (home && r == MQ_RING_FREE)
+			(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
+		else if (home)
+			ipcx__mq_redo_put(mq, i, w);
+	}
 }
 
 void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o)
@@ -325,43 +443,19 @@ void ipcx__mq_repair_intents(ipcx_mq *mq, uint32_t o)
 		uint64_t in = atomic_load_explicit(ip, memory_order_acquire);
 		if (!in)
 			continue;
-		uint32_t r = (uint32_t)(in >> 56) - 1;
-		uint64_t pos = in & ((1ull << 56) - 1);
-		if (r > IPCX_MQ_PRIO_LEVELS)
-			continue;
-		struct mq_ring_idx *x = idx_of(mq, r);
-		/* acquire: the claim's CAS, if it happened, and so (read after it)
-		 * the intent its maker wrote before it */
-		uint64_t at = atomic_load_explicit(push ? &x->tail : &x->head, memory_order_acquire);
-		if (shared_intent(mq, o, push, in))
-			continue;
-		uint64_t p56 = at & ((1ull << 56) - 1);
-		_Atomic uint64_t *c = cell_of(mq, r, pos);
-		/* acquire: the cell's last store */
-		uint64_t v = atomic_load_explicit(c, memory_order_acquire);
-		if ((int64_t)((p56 - pos) << 8) > 0) { /* the claim happened */
-			if (push && v == cell_empty(mq, pos)) {
-				/* Claimed, never stored: a skip.  The slot, which its
-				 * word (or the dead loan) still names, is the caller's. */
-				atomic_store_explicit(c, cell_full(mq, pos, 0) | MQ_CELL_SKIP,
-						      memory_order_release); /* as abandon */
-			} else if (!push && lap_diff(mq, v, pos) == 0 && (v & MQ_CELL_FULL)) {
-				/* Popped, never released.  A slot still in its ring
-				 * state was not taken yet: re-home it. */
-				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
-				uint64_t w = i < mq->depth ? atomic_load_explicit(&mq_slot(mq, i)->word,
-										  memory_order_acquire)
-							   : 0; /* acquire: its last owner */
-				bool home = !(v & MQ_CELL_SKIP) && i < mq->depth &&
-					    mq_w_state(w) == (r == MQ_RING_FREE ? S_FREE : S_LEVEL) &&
-					    mq_w_pos(w) == (pos & MQ_POS_MASK);
-				/* release: as release_cell */
-				atomic_store_explicit(c, cell_empty(mq, pos + mq->cap_mask + 1),
-						      memory_order_release);
-				if (home && r == MQ_RING_FREE)
-					(void)ipcx__mq_push(mq, MQ_RING_FREE, i);
-				else if (home)
-					ipcx__mq_redo_put(mq, i, w);
+		uint32_t r = intent_ring(in);
+		if (r <= IPCX_MQ_PRIO_LEVELS && !shared_intent(mq, o, push, in)) {
+			struct mq_ring_idx *x = idx_of(mq, r);
+			/* acquire: the claim's CAS, if it happened, and so (read
+			 * after it) the intent its maker wrote before it */
+			uint64_t at = atomic_load_explicit(push ? &x->tail : &x->head,
+							   memory_order_acquire);
+			/* The run's positions that the index has passed were
+			 * claimed (by the dead handle: no live intent overlaps). */
+			for (uint32_t j = 0; j < intent_len(in); j++) {
+				int64_t d = behind(at, intent_pos(in) + j);
+				if (d > 0)
+					repair_pos(mq, r, push, at - (uint64_t)d);
 			}
 		}
 		atomic_store_explicit(ip, 0, memory_order_relaxed); /* lock held; entry dead */
@@ -465,7 +559,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	prefetch_cell(mq, MQ_RING_FREE, false);
 	prefetch_cell(mq, r, true);
 	ipcx__mq_busy(mq);
-	int rc = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX);
+	int rc = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, 1, NULL, NULL);
 	if (rc <= 0 || (vf & MQ_CELL_SKIP)) {
 		if (rc > 0) /* a skip: give it back and let the general path look on */
 			release_cell(mq, MQ_RING_FREE, hf);
@@ -477,11 +571,11 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_LOANED, mq->idx, 0, hf);
 	uint64_t v;
-	rc = claim_pos(mq, r, true, &t, &v, 0);
+	rc = claim_pos(mq, r, true, &t, &v, 0, 1, NULL, NULL);
 	if (rc <= 0) {
 		/* Not now: hold the slot as a plain loan; the caller goes on. */
 		/* release: as in ipcx__mq_pop */
-		atomic_store_explicit(&s->word, w, memory_order_release);
+		atomic_store_explicit(mq_wordp(mq, i), w, memory_order_release);
 		release_cell(mq, MQ_RING_FREE, hf);
 		ipcx__mq_idle(mq);
 		*loaned = i;
@@ -496,7 +590,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	atomic_store_explicit(&e->sent, atomic_load_explicit(&e->sent, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	/* relaxed: published with the level cell below */
-	atomic_store_explicit(&s->word, mq_word(S_LEVEL, mq->idx, prio, t), memory_order_relaxed);
+	atomic_store_explicit(mq_wordp(mq, i), mq_word(S_LEVEL, mq->idx, prio, t), memory_order_relaxed);
 	release_cell(mq, MQ_RING_FREE, hf);
 	s->len = len;
 	s->prio = prio;
@@ -521,7 +615,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 	ipcx__mq_busy(mq);
 	int rc;
 	for (;;) {
-		rc = claim_pos(mq, r, false, &h, &v, cap);
+		rc = claim_pos(mq, r, false, &h, &v, cap, 1, NULL, NULL);
 		if (rc <= 0 || !(v & MQ_CELL_SKIP))
 			break;
 		release_cell(mq, r, h);
@@ -533,9 +627,9 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 	uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
 	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_TAKEN, mq->idx, p, h);
-	int rf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0);
+	int rf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, 1, NULL, NULL);
 	/* release: as in ipcx__mq_pop; a death from here on redelivers it */
-	atomic_store_explicit(&s->word, w, memory_order_release);
+	atomic_store_explicit(mq_wordp(mq, i), w, memory_order_release);
 	release_cell(mq, r, h);
 	uint32_t len = s->len;
 	if (len > mq->max_msg) { /* damaged: drop it */
@@ -557,7 +651,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 			      memory_order_relaxed);
 	if (rf > 0) {
 		/* relaxed: published with the free cell */
-		atomic_store_explicit(&s->word, mq_word(S_FREE, mq->idx, 0, tf),
+		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_FREE, mq->idx, 0, tf),
 				      memory_order_relaxed);
 		ipcx__mq_publish(mq, MQ_RING_FREE, tf, i);
 	} else {
@@ -566,4 +660,192 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 	ipcx__mq_idle(mq);
 	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
 	return 1;
+}
+
+/* ---- runs: the copying paths of ipcx_mq_send_batch / recv_batch ----------
+ * The same steps as the single paths above, in the same order for every
+ * slot, made for a run of positions at a time: one claim (one CAS, one
+ * intent naming the run) per ring, so a death anywhere is repaired position
+ * by position as for single messages. */
+
+/* Store empty-for-the-next-lap into n popped cells from pos (not the intent). */
+static void release_run(const struct rv *g, uint64_t pos, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++)
+		/* release: as release_cell */
+		atomic_store_explicit(rv_cell(g, pos + j), rv_empty(g, pos + j + g->mask + 1),
+				      memory_order_release);
+}
+
+/* Store n cells from pos full with slots[], the first last: a popper can
+ * take nothing before the first, so it then finds the whole run there and
+ * takes it in one claim, instead of chasing the stores one by one. */
+static void publish_run(const struct rv *g, uint64_t pos, const uint32_t *slots, uint32_t n)
+{
+	for (uint32_t j = n; j-- > 0;)
+		/* release: the words, payloads and fields before the cells */
+		atomic_store_explicit(rv_cell(g, pos + j), rv_full(g, pos + j, slots[j]),
+				      memory_order_release);
+}
+
+/* Slot i (ours, outside every ring) back to the free ring. */
+static void refree(ipcx_mq *mq, uint32_t i)
+{
+	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
+}
+
+int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
+{
+	const struct rv gf = rv_of(mq, MQ_RING_FREE);
+	const uint32_t self = mq->idx;
+	struct mq_attach *e = me(mq);
+	uint32_t done = 0;
+	while (done < n) {
+		uint32_t prio = v[done].prio, run = 1;
+		while (done + run < n && run < MQ_RUN_MAX && v[done + run].prio == prio)
+			run++;
+		uint32_t r = MQ_RING_LEVEL(prio);
+		const struct rv gl = rv_of(mq, r);
+		uint64_t hf, vf, t, vl, cells[MQ_RUN_MAX];
+		prefetch_cell(mq, MQ_RING_FREE, false);
+		prefetch_cell(mq, r, true);
+		ipcx__mq_busy(mq);
+		int kf = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, run, NULL, cells);
+		if (kf <= 0 || (vf & MQ_CELL_SKIP)) {
+			if (kf > 0) { /* a skip (a run of one): give it back, look again */
+				release_cell(mq, MQ_RING_FREE, hf);
+				ipcx__mq_idle(mq);
+				continue;
+			}
+			ipcx__mq_idle(mq);
+			return kf < 0 ? (done ? (int)done : kf) : (int)done;
+		}
+		int kl = claim_pos(mq, r, true, &t, &vl, 0, (uint32_t)kf, NULL, NULL);
+		uint32_t k = kl > 0 ? (uint32_t)kl : 0, extra = (uint32_t)kf - k;
+		uint32_t slots[MQ_RUN_MAX];
+		for (uint32_t j = 0; j < (uint32_t)kf; j++) {
+			uint32_t i = (uint32_t)(cells[j] & MQ_IDX_MASK);
+			slots[j] = i;
+			prefetch_slot(mq, i);
+			/* relaxed: published with the level cell (or, for a slot
+			 * without a level position, ours alone: a plain loan) */
+			atomic_store_explicit(mq_wordp(mq, i),
+					      j < k ? mq_word(S_LEVEL, self, prio, t + j)
+						    : mq_word(S_LOANED, self, 0, hf + j),
+					      memory_order_relaxed);
+		}
+		release_run(&gf, hf, (uint32_t)kf);
+		/* release: the words before a reclaimer sees the run given back */
+		atomic_store_explicit(&e->intent_pop, 0, memory_order_release);
+		for (uint32_t j = 0; j < k; j++) {
+			const ipcx_mq_vec *m = &v[done + j];
+			struct mq_slot *s = mq_slot(mq, slots[j]);
+			s->len = (uint32_t)m->len;
+			s->prio = prio;
+			s->flags = 0;
+			s->sender = MQ_NONE;
+			s->seq = ((hf + j) & MQ_POS_MASK) + 1; /* as in fast_send */
+			if (m->len)
+				memcpy(mq_buf(mq, slots[j]), m->buf, m->len);
+		}
+		/* The run is published when it is all written. */
+		publish_run(&gl, t, slots, k);
+		if (k) {
+			/* relaxed (both): only this handle writes it, under busy */
+			atomic_store_explicit(&e->sent,
+					      atomic_load_explicit(&e->sent, memory_order_relaxed) + k,
+					      memory_order_relaxed);
+			/* release: as in publish */
+			atomic_store_explicit(&e->intent_push, 0, memory_order_release);
+		}
+		/* Slots that found no level position at once go back. */
+		for (uint32_t j = k; j < (uint32_t)kf; j++)
+			refree(mq, slots[j]);
+		ipcx__mq_idle(mq);
+		if (k) {
+			ipcx__mq_mark(mq, prio);
+			ipcx__wake(&mq->h->ne.seq, &mq->h->ne.sleepers);
+		}
+		if (extra)
+			ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+		done += k;
+		if (kl < 0)
+			return done ? (int)done : kl;
+		if (extra)
+			break; /* the level is not ready (a popper of the last lap) */
+	}
+	return (int)done;
+}
+
+int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
+			    bool *too_long)
+{
+	uint32_t r = MQ_RING_LEVEL(p);
+	const struct rv gl = rv_of(mq, r), gf = rv_of(mq, MQ_RING_FREE);
+	const uint32_t self = mq->idx, max_msg = mq->max_msg;
+	uint64_t h, vc, tf, vf, cells[MQ_RUN_MAX];
+	int k;
+	if (n > MQ_RUN_MAX)
+		n = MQ_RUN_MAX;
+	prefetch_cell(mq, r, false);
+	prefetch_cell(mq, MQ_RING_FREE, true);
+	ipcx__mq_busy(mq);
+	for (;;) {
+		k = claim_pos(mq, r, false, &h, &vc, v[0].cap, n, v, cells);
+		if (k <= 0 || !(vc & MQ_CELL_SKIP))
+			break;
+		release_cell(mq, r, h); /* a skip is a run of one */
+	}
+	if (k <= 0) {
+		ipcx__mq_idle(mq);
+		*too_long = k == -EMSGSIZE;
+		return k == -EMSGSIZE ? 0 : k;
+	}
+	uint32_t slots[MQ_RUN_MAX];
+	for (uint32_t j = 0; j < (uint32_t)k; j++)
+		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
+	int kf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
+	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
+	for (uint32_t j = 0; j < (uint32_t)k; j++)
+		/* release: as in ipcx__mq_pop; a death from here on redelivers it */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_TAKEN, self, p, h + j),
+				      memory_order_release);
+	release_run(&gl, h, (uint32_t)k);
+	struct mq_attach *e = me(mq);
+	/* release: as in release_cell */
+	atomic_store_explicit(&e->intent_pop, 0, memory_order_release);
+	uint32_t got = 0;
+	for (uint32_t j = 0; j < (uint32_t)k; j++) {
+		struct mq_slot *s = mq_slot(mq, slots[j]);
+		ipcx_mq_vec *m = &v[got];
+		/* Read once: checked at the claim, but the memory is shared. */
+		uint32_t len = s->len;
+		if (len <= m->cap && len <= max_msg) { /* else damaged: dropped */
+			memcpy(m->buf, mq_buf(mq, slots[j]), len);
+			m->len = len;
+			m->prio = p;
+			m->flags = 0; /* redelivered messages wait in the redo list, not here */
+			got++;
+		}
+		if (j < nf) /* relaxed: published with the free cell */
+			atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_FREE, self, 0, tf + j),
+					      memory_order_relaxed);
+	}
+	/* release (in publish_run): our reads of the slots before a sender
+	 * reuses them */
+	publish_run(&gf, tf, slots, nf);
+	if (nf) /* release: as in publish */
+		atomic_store_explicit(&e->intent_push, 0, memory_order_release);
+	for (uint32_t j = nf; j < (uint32_t)k; j++)
+		refree(mq, slots[j]);
+	/* relaxed (both): only this handle writes it, under its busy flag */
+	atomic_store_explicit(&e->received,
+			      atomic_load_explicit(&e->received, memory_order_relaxed) + got,
+			      memory_order_relaxed);
+	ipcx__mq_idle(mq);
+	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	*too_long = false;
+	if (kf < 0)
+		return kf;
+	return got ? (int)got : -EBADMSG;
 }

@@ -3,8 +3,8 @@
  *
  * The input is a list of patches -- (offset, byte) triples -- applied to a
  * valid mailbox holding a few messages (one of them taken, one loaned).
- * Then a second handle opens it, receives, sends, takes and releases, and
- * reads the attributes.  Whatever the damage, every call must return an
+ * Then a second handle opens it, receives, sends, sends and receives
+ * batches, takes and releases, and reads the attributes.  Whatever the damage, every call must return an
  * error or valid results: never crash, never touch memory outside the
  * mapping (ASan), never deliver a message longer than the mailbox allows.
  *
@@ -88,6 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 		ipcx_mq_send(b, msg, 10, 1, &nb);
+		/* Batches: runs of positions claimed and published at once. */
+		static char bufs[4][128];
+		ipcx_mq_vec v[4];
+		for (int i = 0; i < 4; i++)
+			v[i] = (ipcx_mq_vec){ .buf = bufs[i], .len = 20, .cap = sizeof bufs[i],
+					      .prio = 2 };
+		ipcx_mq_send_batch(b, v, 4, &nb);
+		int got = ipcx_mq_recv_batch(b, v, 4, &nb);
+		for (int i = 0; i < got; i++)
+			if (v[i].len > max || v[i].prio >= IPCX_MQ_PRIO_LEVELS)
+				abort();
 		ipcx_mq_msg t;
 		if (ipcx_mq_take(b, &t, &nb) == 0) {
 			if (t.len > max)

@@ -69,6 +69,41 @@ static inline int ml_send(ipcx_mq *mq, const struct ml_msg *m, bool zero_copy)
 	return ipcx_mq_commit(mq, &l);
 }
 
+/* Send m[0..n) (filled) with ipcx_mq_send_batch: how many were sent
+ * before an error (all n: n), or the error if none. */
+static inline int ml_send_batch(ipcx_mq *mq, const struct ml_msg *m, unsigned n)
+{
+	ipcx_mq_vec v[64];
+	T_CHECK(n <= 64);
+	for (unsigned k = 0; k < n; k++)
+		v[k] = (ipcx_mq_vec){ .buf = (void *)(uintptr_t)&m[k], .len = sizeof m[k],
+				      .prio = m[k].prio };
+	unsigned done = 0;
+	while (done < n) {
+		int r = ipcx_mq_send_batch(mq, v + done, n - done, NULL);
+		if (r < 0)
+			return done ? (int)done : r;
+		done += (unsigned)r;
+	}
+	return (int)done;
+}
+
+/* Send m[0..n) (filled) the way `how` says: 0 one copying send each, 1
+ * one loan each, 2 one batch.  0 or -errno. */
+static inline int ml_send_some(ipcx_mq *mq, const struct ml_msg *m, unsigned n, unsigned how)
+{
+	if (how == 2) {
+		int r = ml_send_batch(mq, m, n);
+		return r < 0 ? r : (unsigned)r == n ? 0 : -EIO;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		int rc = ml_send(mq, &m[k], how == 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Receive one message into *m: copying into buf (64 bytes; m->flags is then
  * 0: ipcx_mq_recv does not report it), or (take) zero-copy, to be released
  * by the caller.  0 or -errno. */
@@ -82,6 +117,28 @@ static inline int ml_receive(ipcx_mq *mq, ipcx_mq_msg *m, void *buf, bool take,
 	m->len = rc > 0 ? (size_t)rc : 0;
 	m->flags = 0;
 	return rc < 0 ? rc : 0;
+}
+
+#define ML_SOME 5
+
+/* Receive the way `how` says: 0 take one (m[0] then to be released by
+ * the caller), 1 copy one, 2 a batch of up to ML_SOME; copies go to buf.
+ * How many (m[] filled), or -errno. */
+static inline int ml_receive_some(ipcx_mq *mq, ipcx_mq_msg m[ML_SOME],
+				  unsigned char buf[ML_SOME][64], unsigned how, const ipcx_wait *w)
+{
+	if (how != 2) {
+		int rc = ml_receive(mq, &m[0], buf[0], how == 0, w);
+		return rc < 0 ? rc : 1;
+	}
+	ipcx_mq_vec v[ML_SOME];
+	for (int j = 0; j < ML_SOME; j++)
+		v[j] = (ipcx_mq_vec){ .buf = buf[j], .cap = 64 };
+	int n = ipcx_mq_recv_batch(mq, v, ML_SOME, w);
+	for (int j = 0; j < n; j++)
+		m[j] = (ipcx_mq_msg){ .data = buf[j], .len = v[j].len, .prio = v[j].prio,
+				      .flags = v[j].flags };
+	return n;
 }
 
 /* Record a delivery of len bytes at p (priority prio); its index, or -1 if

@@ -115,6 +115,134 @@ static void test_priority_fifo(void **st)
 	done(mq, name);
 }
 
+/* Batches: order and priorities as single calls; partial results; limits. */
+static void test_batch(void **st)
+{
+	(void)st;
+	const char *name = t_name("bt");
+	ipcx_mq *mq = mk(name, 16, 32, IPCX_MQ_FULL_FAIL);
+	unsigned data[20];
+	ipcx_mq_vec v[20];
+	for (unsigned k = 0; k < 20; k++) {
+		data[k] = k;
+		/* runs of one priority: 0-3 at 2, 4-7 at 5, 8-11 at 2, ... */
+		v[k] = (ipcx_mq_vec){ .buf = &data[k], .len = sizeof data[k],
+				      .prio = k / 4 % 2 ? 5 : 2 };
+	}
+	assert_int_equal(ipcx_mq_send_batch(mq, v, 0, NULL), -EINVAL);
+	assert_int_equal(ipcx_mq_send_batch(mq, NULL, 1, NULL), -EINVAL);
+	assert_int_equal(ipcx_mq_send_batch(NULL, v, 1, NULL), -EINVAL);
+	assert_int_equal(ipcx_mq_send_batch(mq, v, IPCX_MQ_BATCH_MAX + 1, NULL), -EINVAL);
+	/* Full after 16 (FULL_FAIL): the call says how many went. */
+	assert_int_equal(ipcx_mq_send_batch(mq, v, 20, NULL), 16);
+	assert_int_equal(ipcx_mq_send_batch(mq, v + 16, 4, NULL), -EAGAIN);
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.depth, 16);
+	assert_int_equal(at.per_prio[2], 8);
+	assert_int_equal(at.per_prio[5], 8);
+	assert_int_equal(at.sent, 16);
+
+	/* Receive: the highest level first, FIFO within it, as single calls. */
+	unsigned out[16];
+	ipcx_mq_vec r[16];
+	for (unsigned k = 0; k < 16; k++)
+		r[k] = (ipcx_mq_vec){ .buf = &out[k], .cap = sizeof out[k] };
+	r[0].cap = 2;
+	assert_int_equal(ipcx_mq_recv_batch(mq, r, 16, &NB), -EMSGSIZE); /* stays */
+	r[0].cap = sizeof out[0];
+	r[3].cap = 2; /* ends the batch at 3; the message stays */
+	assert_int_equal(ipcx_mq_recv_batch(mq, r, 16, &NB), 3);
+	r[3].cap = sizeof out[3];
+	assert_int_equal(ipcx_mq_recv_batch(mq, r + 3, 13, &NB), 13);
+	static const unsigned want[16] = { 4, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 3, 8, 9, 10, 11 };
+	for (unsigned k = 0; k < 16; k++) {
+		assert_int_equal(out[k], want[k]);
+		assert_int_equal(r[k].len, sizeof out[k]);
+		assert_int_equal(r[k].prio, want[k] / 4 % 2 ? 5 : 2);
+		assert_int_equal(r[k].flags, 0);
+	}
+	assert_int_equal(ipcx_mq_recv_batch(mq, r, 16, &NB), -EAGAIN);
+	ipcx_wait tmo = { IPCX_WAIT_BLOCK, 0, 20 * 1000 * 1000 };
+	assert_int_equal(ipcx_mq_recv_batch(mq, r, 16, &tmo), -ETIMEDOUT);
+
+	/* An invalid message ends a batch; the next call reports it. */
+	char big[33] = { 0 };
+	v[2] = (ipcx_mq_vec){ .buf = big, .len = sizeof big, .prio = 1 };
+	assert_int_equal(ipcx_mq_send_batch(mq, v, 4, NULL), 2);
+	assert_int_equal(ipcx_mq_send_batch(mq, v + 2, 2, NULL), -EMSGSIZE);
+	v[2] = (ipcx_mq_vec){ .buf = big, .len = 1, .prio = IPCX_MQ_PRIO_LEVELS };
+	assert_int_equal(ipcx_mq_send_batch(mq, v + 2, 2, NULL), -EINVAL);
+	v[2] = (ipcx_mq_vec){ .buf = NULL, .len = 0, .prio = 1 }; /* 0 bytes is fine */
+	assert_int_equal(ipcx_mq_send_batch(mq, v + 2, 2, NULL), 2);
+	assert_int_equal(ipcx_mq_recv_batch(mq, r, 16, &NB), 4);
+	assert_int_equal(r[3].len, 0); /* priority 1, after the three at 2 */
+	assert_int_equal(r[3].prio, 1);
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.sent, 20);
+	assert_int_equal(at.received, 20);
+	done(mq, name);
+}
+
+/* A blocked batch receiver in one process wakes to a batch sent by another,
+ * and a batch sender waits for room, on a plain and on a persistent
+ * (non-plain: single calls underneath) mailbox. */
+static int batch_peer(void *p)
+{
+	const char *name = p;
+	ipcx_mq *mq;
+	if (ipcx_mq_open(&mq, name, NULL))
+		return 2;
+	unsigned data[100];
+	ipcx_mq_vec v[100];
+	for (unsigned k = 0; k < 100; k++) {
+		data[k] = k;
+		v[k] = (ipcx_mq_vec){ .buf = &data[k], .len = sizeof data[k], .prio = 3 };
+	}
+	t_sleep_ms(30); /* let the receiver block first */
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 5000 * 1000 * 1000ll };
+	int n = ipcx_mq_send_batch(mq, v, 100, &w); /* depth 8: waits for room */
+	ipcx_mq_close(mq);
+	return n == 100 ? 0 : 3;
+}
+
+static void batch_across(const char *name, ipcx_mq *mq)
+{
+	pid_t pid = t_spawn(batch_peer, (void *)name);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 5000 * 1000 * 1000ll };
+	unsigned out[7];
+	ipcx_mq_vec r[7];
+	for (unsigned k = 0; k < 7; k++)
+		r[k] = (ipcx_mq_vec){ .buf = &out[k], .cap = sizeof out[k] };
+	for (unsigned got = 0; got < 100;) {
+		int n = ipcx_mq_recv_batch(mq, r, 7, &w);
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++, got++)
+			assert_int_equal(out[j], got);
+	}
+	assert_int_equal(t_wait(pid), 0);
+}
+
+static void test_batch_processes(void **st)
+{
+	(void)st;
+	const char *name = t_name("bp");
+	ipcx_mq *mq = mk(name, 8, 16, IPCX_MQ_FULL_BLOCK);
+	batch_across(name, mq);
+	done(mq, name);
+	char dir[] = "/var/tmp/ipcx-test-XXXXXX", path[64];
+	if (!mkdtemp(dir))
+		return;
+	snprintf(path, sizeof path, "%s/log", dir);
+	ipcx_mq_opts o = { .depth = 8, .max_msg = 16, .log_path = path };
+	if (ipcx_mq_create(&mq, name, &o) == 0) { /* /var/tmp may be tmpfs: then skip */
+		batch_across(name, mq);
+		done(mq, name);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_full_policies(void **st)
 {
 	(void)st;
@@ -337,9 +465,26 @@ static void test_notify(void **st)
 
 struct child_arg {
 	const char *name;
-	int what; /* 0 loan, 1 take, 2 die holding the lock */
+	int what; /* 0 loan, 1 take, 2 die holding the lock, 3/4 a run claimed
+		   * for a push/pop of RUN_LEVEL and never stored */
 	int pipefd;
 };
+
+#define RUN_LEVEL 6u
+#define RUN_LEN 3u
+
+/* Claim RUN_LEN positions of level RUN_LEVEL's ring as a batch does: the
+ * intent in our attach entry, then the CAS on the ring's index. */
+static int claim_run(ipcx_mq *mq, bool push)
+{
+	struct mq_ring_idx *x = &mq->h->lv[RUN_LEVEL];
+	_Atomic uint64_t *idx = push ? &x->tail : &x->head;
+	struct mq_attach *e = &mq->h->att[mq->idx];
+	uint64_t p = atomic_load(idx);
+	atomic_store(push ? &e->intent_push : &e->intent_pop,
+		     MQ_INTENT(MQ_RING_LEVEL(RUN_LEVEL), p, RUN_LEN));
+	return atomic_compare_exchange_strong(idx, &p, p + RUN_LEN) ? 0 : -EAGAIN;
+}
 
 static int child(void *p)
 {
@@ -353,8 +498,10 @@ static int child(void *p)
 		rc = ipcx_mq_loan(mq, &m, 4, 9, NULL);
 	else if (a->what == 1)
 		rc = ipcx_mq_take(mq, &m, NULL);
-	else
+	else if (a->what == 2)
 		rc = ipcx__mq_lock(mq);
+	else
+		rc = claim_run(mq, a->what == 3);
 	if (a->what == 0 && !rc)
 		memcpy(m.data, "dead", 4);
 	char c = rc ? 'x' : 'k';
@@ -427,6 +574,56 @@ static void test_peer_death(void **st)
 	done(mq, name);
 }
 
+/* A process dies in the middle of a batch's run: what it claimed is
+ * finished (a push: skips) or given back (a pop: redelivered, flagged). */
+static void test_run_death(void **st)
+{
+	(void)st;
+	const char *name = t_name("rd");
+	ipcx_mq *mq = mk(name, 16, 8, IPCX_MQ_FULL_FAIL);
+	ipcx_wait w = { IPCX_WAIT_BLOCK, 0, 2000 * 1000 * 1000ll };
+	struct child_arg a = { name, 3, -1 };
+	kill_child(&a); /* RUN_LEN positions claimed for a push, never stored */
+	assert_int_equal(ipcx_mq_send(mq, "after", 5, RUN_LEVEL, NULL), 0);
+	ipcx_mq_vec v[4];
+	char b[4][8];
+	for (int k = 0; k < 4; k++)
+		v[k] = (ipcx_mq_vec){ .buf = b[k], .cap = sizeof b[k] };
+	/* Waits at the dead claim until the liveness check skips it. */
+	assert_int_equal(ipcx_mq_recv_batch(mq, v, 4, &w), 1);
+	assert_int_equal(v[0].len, 5);
+	assert_memory_equal(b[0], "after", 5);
+	assert_int_equal(v[0].flags, 0);
+
+	/* RUN_LEN messages popped by a process that dies before taking them. */
+	for (unsigned k = 0; k < 5; k++)
+		assert_int_equal(ipcx_mq_send(mq, &k, sizeof k, RUN_LEVEL, NULL), 0);
+	a.what = 4;
+	kill_child(&a);
+	/* The ones behind the run first (nothing waits for the liveness check
+	 * while they are there); then the run, redelivered, in order. */
+	for (unsigned k = 0; k < 5;) {
+		int n = ipcx_mq_recv_batch(mq, v, 4, &w);
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++, k++) {
+			unsigned x, want = (k + RUN_LEN) % 5;
+			memcpy(&x, b[j], sizeof x);
+			assert_int_equal(x, want);
+			assert_int_equal(v[j].flags, want < RUN_LEN ? IPCX_MQ_REDELIVERED : 0);
+			assert_int_equal(v[j].prio, RUN_LEVEL);
+		}
+	}
+	ipcx_mq_attr at;
+	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
+	assert_int_equal(at.depth, 0);
+	assert_int_equal(at.redelivered, RUN_LEN);
+	/* Nothing leaked: depth messages fit again. */
+	for (unsigned k = 0; k < 16; k++)
+		assert_int_equal(ipcx_mq_send(mq, &k, sizeof k, 1, &NB), 0);
+	assert_int_equal(ipcx_mq_send(mq, "x", 1, 1, &NB), -EAGAIN);
+	done(mq, name);
+}
+
 /* Corrupted shared state yields errors, not crashes. */
 static void test_corrupt(void **st)
 {
@@ -490,6 +687,8 @@ int main(void)
 		cmocka_unit_test(test_shaping),	       cmocka_unit_test(test_fairness),
 		cmocka_unit_test(test_readiness),      cmocka_unit_test(test_notify),
 		cmocka_unit_test(test_peer_death),     cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_batch),	       cmocka_unit_test(test_batch_processes),
+		cmocka_unit_test(test_run_death),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

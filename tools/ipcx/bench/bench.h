@@ -90,6 +90,10 @@ struct bench_mech {
 	 * sequence of what arrived are returned in *producer and *seq); 0 or
 	 * -errno (-EBADMSG on a bad stamp or length). */
 	int (*recv)(void *state, struct bench_proc *p, unsigned *producer, uint64_t *seq);
+	/* Optional, stream: the producer sent its last data message; hand over
+	 * whatever send held back (a batch).  0 or -errno.  The STOP message is
+	 * sent without it: send must hand it over at once. */
+	int (*flush)(void *state, struct bench_proc *p);
 	void (*detach)(void *state, struct bench_proc *p);
 	/* Parent, after every child exited. */
 	void (*teardown)(void *state);

@@ -218,6 +218,10 @@ static int stream_a(void *st, struct bench_proc *p, struct control *ctl, struct 
 		if (((seq & 31) == 0 || p->c->size >= 65536) && bench_now_ns() >= end)
 			break;
 	}
+	if (m->flush && (rc = m->flush(st, p)) != 0) {
+		fail(res, rc, "flush");
+		return rc;
+	}
 	res->msgs = seq;
 	atomic_fetch_add(&ctl->producers_done, 1);
 	if (p->index == 0) {

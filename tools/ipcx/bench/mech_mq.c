@@ -1,11 +1,14 @@
 /*
  * ipcx-mq and ipcx-mq-persist-*: the priority mailbox, in memory and with
  * each log sync mode.  One named mailbox per direction, created by the
- * parent, opened by name in each child.  Messages up to 1 KiB use the
- * copying send/recv (one pass each through the lock-free rings); larger
- * ones are loaned, stamped in place and committed, and
- * received with take/check/release (no copy).  Many producers and
- * consumers can share a mailbox (N:1, 1:N streams).
+ * parent, opened by name in each child.  Messages up to 1 KiB are copied:
+ * ping-pong with send/recv; a stream, as a streaming producer and consumer
+ * should, in batches of up to 16 KiB or 64 messages (send_batch /
+ * recv_batch; a lone consumer only: one of several must not take another's
+ * STOP), except in ipcx-mq-single, which streams one call per message.
+ * Larger messages are loaned, stamped in place and committed, and received
+ * with take/check/release (no copy).  Many producers and consumers can
+ * share a mailbox (N:1, 1:N streams).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,8 @@
 #include "bench.h"
 
 #define SMALL 1024u
+#define BATCH_MAX 64u
+#define BATCH_BYTES (16u << 10)
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
 
@@ -27,9 +32,14 @@ struct mq_state {
 	char log[2][4200];
 	ipcx_mq *create[2]; /* the parent's handles */
 	ipcx_mq *tx, *rx;   /* this process's */
-	unsigned char *priv; /* copying path: this process's buffer */
+	unsigned char *priv; /* copying path: this process's buffer(s) */
 	int persistent;
 	uint32_t sync;
+	int single;          /* stream one message per call */
+	/* A stream's batch (this process's): messages held back (producer),
+	 * or received and not yet handed out (consumer: next..count). */
+	ipcx_mq_vec vec[BATCH_MAX];
+	unsigned count, next, batch;
 };
 
 /* A directory on a real file system for the logs, or NULL. */
@@ -61,7 +71,7 @@ static void mq_teardown(void *state)
 }
 
 static int mq_setup_mode(const struct bench_case *c, void **state, char *why, size_t whylen,
-			 int persistent, uint32_t sync)
+			 int persistent, uint32_t sync, int single)
 {
 	static unsigned counter;
 	struct mq_state *s = calloc(1, sizeof *s);
@@ -69,6 +79,7 @@ static int mq_setup_mode(const struct bench_case *c, void **state, char *why, si
 		return -ENOMEM;
 	s->persistent = persistent;
 	s->sync = sync;
+	s->single = single;
 	const char *dir = persistent ? log_dir() : NULL;
 	if (persistent && !dir) {
 		snprintf(why, whylen, "no real (non-tmpfs) file system for the log; "
@@ -112,47 +123,94 @@ static int mq_setup_mode(const struct bench_case *c, void **state, char *why, si
 static int mq_attach(void *state, struct bench_proc *p)
 {
 	struct mq_state *s = state;
+	const struct bench_case *c = p->c;
 	int out = p->role == BENCH_A ? 0 : 1;
 	int rc = 0;
-	if (p->c->mode == BENCH_PINGPONG || p->role == BENCH_A)
+	if (c->mode == BENCH_PINGPONG || p->role == BENCH_A)
 		rc = ipcx_mq_open(&s->tx, s->name[out], NULL);
-	if (!rc && (p->c->mode == BENCH_PINGPONG || p->role == BENCH_B))
-		rc = ipcx_mq_open(&s->rx, s->name[p->c->mode == BENCH_PINGPONG ? 1 - out : 0], NULL);
-	if (!rc && !(s->priv = calloc(1, SMALL)))
+	if (!rc && (c->mode == BENCH_PINGPONG || p->role == BENCH_B))
+		rc = ipcx_mq_open(&s->rx, s->name[c->mode == BENCH_PINGPONG ? 1 - out : 0], NULL);
+	s->batch = 1;
+	if (c->mode == BENCH_STREAM && !s->single && c->size <= SMALL &&
+	    (p->role == BENCH_A || c->consumers == 1)) {
+		size_t b = BATCH_BYTES / (c->size ? c->size : 1);
+		s->batch = b > BATCH_MAX ? BATCH_MAX : b < 1 ? 1 : (unsigned)b;
+	}
+	s->count = s->next = 0;
+	/* A batch's buffers packed (cache lines apart), like a ring's. */
+	size_t stride = s->batch > 1 ? (c->size + 63) / 64 * 64 : SMALL;
+	if (!rc && !(s->priv = calloc(s->batch, stride ? stride : 64)))
 		rc = -ENOMEM;
+	for (unsigned k = 0; !rc && k < s->batch; k++)
+		s->vec[k] = (ipcx_mq_vec){ .buf = s->priv + (size_t)k * stride, .cap = stride };
 	return rc;
+}
+
+/* Send the held-back batch, all of it. */
+static int mq_flush(void *state, struct bench_proc *p)
+{
+	(void)p;
+	struct mq_state *s = state;
+	for (unsigned k = 0; k < s->count;) {
+		int n = ipcx_mq_send_batch(s->tx, s->vec + k, s->count - k, NULL);
+		if (n < 0)
+			return n;
+		k += (unsigned)n;
+	}
+	s->count = 0;
+	return 0;
 }
 
 static int mq_send(void *state, struct bench_proc *p, uint64_t seq)
 {
 	struct mq_state *s = state;
-	if (p->c->size <= SMALL) {
-		bench_stamp(s->priv, p->c->size, p->index, seq);
-		return ipcx_mq_send(s->tx, s->priv, p->c->size, 1, NULL);
+	size_t size = p->c->size;
+	if (size <= SMALL && s->batch > 1) {
+		ipcx_mq_vec *v = &s->vec[s->count++];
+		bench_stamp(v->buf, size, p->index, seq);
+		v->len = size;
+		v->prio = 1;
+		return s->count == s->batch || seq == BENCH_SEQ_STOP ? mq_flush(s, p) : 0;
+	}
+	if (size <= SMALL) {
+		bench_stamp(s->priv, size, p->index, seq);
+		return ipcx_mq_send(s->tx, s->priv, size, 1, NULL);
 	}
 	ipcx_mq_msg m;
-	int rc = ipcx_mq_loan(s->tx, &m, p->c->size, 1, NULL);
+	int rc = ipcx_mq_loan(s->tx, &m, size, 1, NULL);
 	if (rc)
 		return rc;
-	bench_stamp(m.data, p->c->size, p->index, seq); /* in place: no copy */
+	bench_stamp(m.data, size, p->index, seq); /* in place: no copy */
 	return ipcx_mq_commit(s->tx, &m);
 }
 
 static int mq_recv(void *state, struct bench_proc *p, unsigned *producer, uint64_t *seq)
 {
 	struct mq_state *s = state;
-	if (p->c->size <= SMALL) {
+	size_t size = p->c->size;
+	if (size <= SMALL && s->batch > 1) {
+		if (s->next == s->count) {
+			int n = ipcx_mq_recv_batch(s->rx, s->vec, s->batch, NULL);
+			if (n < 0)
+				return n;
+			s->count = (unsigned)n;
+			s->next = 0;
+		}
+		const ipcx_mq_vec *v = &s->vec[s->next++];
+		return v->len == size ? bench_check(v->buf, size, producer, seq) : -EBADMSG;
+	}
+	if (size <= SMALL) {
 		int n = ipcx_mq_recv(s->rx, s->priv, SMALL, NULL, NULL);
 		if (n < 0)
 			return n;
-		return (size_t)n == p->c->size ? bench_check(s->priv, (size_t)n, producer, seq)
-					       : -EBADMSG;
+		return (size_t)n == size ? bench_check(s->priv, (size_t)n, producer, seq)
+					 : -EBADMSG;
 	}
 	ipcx_mq_msg m;
 	int rc = ipcx_mq_take(s->rx, &m, NULL);
 	if (rc)
 		return rc;
-	rc = m.len == p->c->size ? bench_check(m.data, m.len, producer, seq) : -EBADMSG;
+	rc = m.len == size ? bench_check(m.data, m.len, producer, seq) : -EBADMSG;
 	int rrc = ipcx_mq_release(s->rx, &m);
 	return rc ? rc : rrc;
 }
@@ -168,15 +226,16 @@ static void mq_detach(void *state, struct bench_proc *p)
 	s->priv = NULL;
 }
 
-#define MQ_SETUP(fn, pers, sync)                                                             \
+#define MQ_SETUP(fn, pers, sync, single)                                                     \
 	static int fn(const struct bench_case *c, void **state, char *why, size_t whylen)   \
 	{                                                                                    \
-		return mq_setup_mode(c, state, why, whylen, pers, sync);                     \
+		return mq_setup_mode(c, state, why, whylen, pers, sync, single);             \
 	}
-MQ_SETUP(setup_mem, 0, IPCX_MQ_SYNC_NONE)
-MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE)
-MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH)
-MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS)
+MQ_SETUP(setup_mem, 0, IPCX_MQ_SYNC_NONE, 0)
+MQ_SETUP(setup_single, 0, IPCX_MQ_SYNC_NONE, 1)
+MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE, 0)
+MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH, 0)
+MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS, 0)
 
 /* In memory, a loaned message is the receiver's buffer; with a log its
  * payload is also written to the log (a copy). */
@@ -185,15 +244,20 @@ MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS)
 		.name = nm, .desc = text, .order = ord,                                      \
 		.modes = BENCH_PINGPONG | BENCH_STREAM, .max_producers = 8,                  \
 		.max_consumers = 8, .in_default = dflt, .setup = setupfn,                    \
-		.attach = mq_attach, .send = mq_send, .recv = mq_recv, .detach = mq_detach,  \
-		.teardown = mq_teardown, .note = nt, .in_place_from = inplace,               \
+		.attach = mq_attach, .send = mq_send, .recv = mq_recv, .flush = mq_flush,    \
+		.detach = mq_detach, .teardown = mq_teardown, .note = nt,                    \
+		.in_place_from = inplace,                                                    \
 	};                                                                                   \
 	BENCH_MECH(var)
 
 MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
-	"ipcx-mq*: up to 1 KiB copying send/recv; above, stamped in place (loan/commit, "
-	"take/release)", SMALL + 1)
+	"ipcx-mq*: up to 1 KiB copying; streams in batches of up to 64 messages or 16 KiB "
+	"(send_batch/recv_batch), ipcx-mq-single one call per message; above 1 KiB stamped "
+	"in place (loan/commit, take/release)",
+	SMALL + 1)
+MQ_MECH(mq_single, "ipcx-mq-single", 34, setup_single,
+	"ipcx-mq streaming one send/recv call per message (no batches)", 0, NULL, SMALL + 1)
 MQ_MECH(mq_none, "ipcx-mq-persist-none", 31, setup_none,
 	"ipcx mailbox with a log, sync none (page cache; survives process crashes)", 1, NULL, 0)
 MQ_MECH(mq_batch, "ipcx-mq-persist-batch", 32, setup_batch,
