@@ -565,6 +565,8 @@ static void bind_region(ipcx_mq *mq, uint32_t depth, uint32_t max_msg, uint32_t 
 	mq->shaping = h->shape.msgs_per_s || h->shape.bytes_per_s || h->shape_sender.msgs_per_s ||
 		      h->shape_sender.bytes_per_s;
 	mq->plain = !h->persistent && !mq->shaping && !h->fair && !mq->bytes_limited;
+	mq->runs = !mq->shaping && !h->fair && !mq->bytes_limited &&
+		   (!h->persistent || h->sync != IPCX_MQ_SYNC_ALWAYS);
 }
 
 static int check_rate(const ipcx_mq_rate *r)

@@ -206,6 +206,8 @@ struct ipcx_mq {
 	bool bytes_limited; /* bytes_max < depth * max_msg */
 	bool shaping;       /* a token bucket is configured */
 	bool plain;         /* none of: persistence, shaping, fair share, byte bound */
+	bool runs;          /* batches go by runs: plain, or persistent and none of
+			     * the others, not syncing each message */
 	uint32_t idx;       /* our attach entry */
 	int32_t pid;
 	uint64_t start;
@@ -344,8 +346,10 @@ IPCX_HIDDEN void ipcx__mq_log_unmap(ipcx_mq *mq);
 IPCX_HIDDEN int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off);
 IPCX_HIDDEN int ipcx__mq_log_del(ipcx_mq *mq, uint64_t seq, uint64_t off);
 IPCX_HIDDEN int ipcx__mq_log_sync(ipcx_mq *mq);
-/* After a record reached the file: fdatasync as the sync mode says. */
+/* After a record (records of them) reached the file: fdatasync as the sync
+ * mode says. */
 IPCX_HIDDEN int ipcx__mq_log_after_write(ipcx_mq *mq);
+IPCX_HIDDEN int ipcx__mq_log_after_writes(ipcx_mq *mq, uint32_t records);
 /* Compact the log if the mailbox is empty and the log is long (takes the
  * lock; cheap to call when it is short). */
 IPCX_HIDDEN void ipcx__mq_log_maybe_compact(ipcx_mq *mq);
@@ -366,6 +370,10 @@ IPCX_HIDDEN uint64_t ipcx__mq_log_reserve(ipcx_mq *mq, uint64_t bytes);
 /* As ipcx__mq_log_reserve for a removal record, with the lock held. */
 IPCX_HIDDEN uint64_t ipcx__mq_log_reserve_locked(ipcx_mq *mq);
 IPCX_HIDDEN void ipcx__mq_log_written(ipcx_mq *mq);
+/* Reserve `bytes` of consecutive records at once (a batch's): message
+ * records (puts: with room for every removal, as ipcx__mq_log_reserve_put)
+ * or removal records.  Counted in inflight once.  0 and *off, or -errno. */
+IPCX_HIDDEN int ipcx__mq_log_reserve_run(ipcx_mq *mq, uint64_t bytes, bool puts, uint64_t *off);
 /* Write a removal record, then sync as the mode says. */
 IPCX_HIDDEN int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off);
 /* After a death inside the lock: undo a half-done compaction. */

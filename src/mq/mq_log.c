@@ -131,12 +131,18 @@ int ipcx__mq_log_sync(ipcx_mq *mq)
 
 int ipcx__mq_log_after_write(ipcx_mq *mq)
 {
+	return ipcx__mq_log_after_writes(mq, 1);
+}
+
+int ipcx__mq_log_after_writes(ipcx_mq *mq, uint32_t records)
+{
 	struct mq_hdr *h = mq->h;
 	switch (h->sync) {
 	case IPCX_MQ_SYNC_ALWAYS:
 		return sync_fd(mq);
 	case IPCX_MQ_SYNC_BATCH: {
-		uint32_t n = atomic_fetch_add_explicit(&h->log.unsynced, 1, memory_order_relaxed) + 1;
+		uint32_t n = atomic_fetch_add_explicit(&h->log.unsynced, records,
+						       memory_order_relaxed) + records;
 		uint64_t last = atomic_load_explicit(&h->log.last_sync_ns, memory_order_relaxed);
 		if (n >= h->batch_msgs || ipcx__now_ns() - last >= (uint64_t)h->batch_ms * 1000000u)
 			return sync_fd(mq);
@@ -320,6 +326,11 @@ int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
 	/* This record, and one removal record for every message that could
 	 * still need one (at most depth of them, this one included). */
 	return reserve(mq, ipcx__mq_rec_size(len), (uint64_t)mq->depth * MQ_REC_HDR, false, off);
+}
+
+int ipcx__mq_log_reserve_run(ipcx_mq *mq, uint64_t bytes, bool puts, uint64_t *off)
+{
+	return reserve(mq, bytes, puts ? (uint64_t)mq->depth * MQ_REC_HDR : 0, false, off);
 }
 
 static uint64_t reserve_del(ipcx_mq *mq, bool locked)

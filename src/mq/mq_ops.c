@@ -152,13 +152,19 @@ static int discard(ipcx_mq *mq, uint32_t i)
 		free_slot(mq, i);
 		return 0;
 	}
-	/* The slot is freed before the removal is written: a death in between
-	 * leaves a message the log may deliver again, never one it lost. */
+	/* As ipcx_mq_release: the removal is logged before the slot is freed,
+	 * and RELEASING says it is owed, so that the reclaimer completes a
+	 * death in between.  (Freeing first would let the log keep messages
+	 * the mailbox let go: recovery would bring them back, more than the
+	 * mailbox holds after enough such deaths.) */
+	/* relaxed: our own word, written by our pop */
+	uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_relaxed);
+	(void)ipcx__mq_own(mq, i, w, S_RELEASING, &w);
 	uint64_t seq = mq_slot(mq, i)->seq, off = ipcx__mq_log_reserve(mq, MQ_REC_HDR);
-	free_slot(mq, i);
 	int rc = ipcx__mq_log_del(mq, seq, off);
 	if (off != MQ_LOG_NONE)
 		ipcx__mq_log_written(mq);
+	free_slot(mq, i);
 	return rc;
 }
 
@@ -758,8 +764,7 @@ struct bctx {
 	unsigned n;
 };
 
-/* Send what can go the lock-free way at once: the valid messages of a
- * plain mailbox from c->out.  > 0 how many, 0 none (full), -EINVAL the
+/* Send what can go by runs at once: the valid messages from c->out.  > 0 how many, 0 none (full), -EINVAL the
  * first is not valid, < 0 another error. */
 static int send_now(void *arg)
 {
@@ -782,7 +787,7 @@ IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
 	add_role(mq, ROLE_SEND);
 	unsigned done = 0;
 	while (done < n) {
-		if (mq->plain) {
+		if (mq->runs) {
 			struct bctx c = { mq, v + done, NULL, n - done };
 			int rc = send_now(&c);
 			/* Full: a blocking mailbox waits for room for a run; the
@@ -821,7 +826,7 @@ static int recv_now(void *arg)
 	ipcx_mq_vec *v = c->in;
 	unsigned got = 0;
 	/* relaxed: a hint; redelivered messages go the general way */
-	if (mq->plain && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed)) {
+	if (mq->runs && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed)) {
 		/* relaxed: where to look; the rings decide */
 		uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
 		while (b && got < c->n) {

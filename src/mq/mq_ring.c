@@ -694,6 +694,126 @@ static void refree(ipcx_mq *mq, uint32_t i)
 	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
 }
 
+/* Take up to n free slots as loans (S_LOANED: a death gives them back):
+ * how many (slots[]), 0 none free, -EBADMSG. */
+static int loan_run(ipcx_mq *mq, uint32_t n, uint32_t *slots)
+{
+	const struct rv gf = rv_of(mq, MQ_RING_FREE);
+	uint64_t hf, vf, cells[MQ_RUN_MAX];
+	int kf;
+	ipcx__mq_busy(mq);
+	for (;;) {
+		kf = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, n, NULL, cells);
+		if (kf <= 0 || !(vf & MQ_CELL_SKIP))
+			break;
+		release_cell(mq, MQ_RING_FREE, hf); /* a skip is a run of one */
+	}
+	for (int j = 0; j < kf; j++) {
+		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
+		prefetch_slot(mq, slots[j]);
+		/* relaxed: ours alone until published (with a level cell) */
+		atomic_store_explicit(mq_wordp(mq, slots[j]),
+				      mq_word(S_LOANED, mq->idx, 0, hf + (uint32_t)j),
+				      memory_order_relaxed);
+	}
+	if (kf > 0) {
+		release_run(&gf, hf, (uint32_t)kf);
+		/* release: the words before a reclaimer sees the run given back */
+		atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
+	}
+	ipcx__mq_idle(mq);
+	return kf;
+}
+
+/* A run of one priority into a persistent mailbox, as commit_slot sends
+ * one message: loans; the records reserved at the log's tail (which may
+ * take the lock, so without the busy flag); numbered and COMMITTING (a
+ * death from here on owes removals); payloads and records written; then
+ * the level positions claimed and published.  How many were sent (0: no
+ * free slot), or -errno if none. */
+static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
+{
+	struct mq_hdr *h = mq->h;
+	uint32_t slots[MQ_RUN_MAX], prio = v[0].prio, r = MQ_RING_LEVEL(prio);
+	/* relaxed: a flag that only goes 0 -> 1 (as in reserve) */
+	if (atomic_load_explicit(&h->log.failed, memory_order_relaxed))
+		return -EIO;
+	int kf = loan_run(mq, n, slots);
+	if (kf <= 0)
+		return kf;
+	uint64_t bytes = 0, off;
+	for (int j = 0; j < kf; j++)
+		bytes += ipcx__mq_rec_size((uint32_t)v[j].len);
+	int rc = ipcx__mq_log_reserve_run(mq, bytes, true, &off);
+	if (rc) {
+		for (int j = 0; j < kf; j++)
+			refree(mq, slots[j]);
+		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+		return rc;
+	}
+	/* After the reservation, as in commit_slot (a rewind either waited
+	 * for our records or came before them and before these numbers). */
+	uint64_t seq = atomic_fetch_add_explicit(&h->seq_next, (uint64_t)kf, memory_order_relaxed);
+	uint32_t k = 0;
+	for (; k < (uint32_t)kf; k++) {
+		const ipcx_mq_vec *m = &v[k];
+		uint32_t i = slots[k];
+		struct mq_slot *s = mq_slot(mq, i);
+		s->len = (uint32_t)m->len;
+		s->prio = prio;
+		s->flags = 0;
+		s->sender = MQ_NONE;
+		s->seq = seq + k;
+		/* release: a reclaimer that sees COMMITTING sees the seq it owes a
+		 * removal for */
+		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_COMMITTING, mq->idx, 0, 0),
+				      memory_order_release);
+		if (m->len)
+			memcpy(mq_buf(mq, i), m->buf, m->len);
+		if (ipcx__mq_log_put(mq, i, seq + k, off))
+			break; /* the mapping refuses it: send what is logged */
+		off += ipcx__mq_rec_size((uint32_t)m->len);
+	}
+	ipcx__mq_log_written(mq);
+	/* Unlogged ones (their records are holes) are not sent. */
+	for (uint32_t j = k; j < (uint32_t)kf; j++)
+		refree(mq, slots[j]);
+	if (!k)
+		return -EBADMSG;
+	const struct rv gl = rv_of(mq, r);
+	uint64_t t, vl;
+	ipcx__mq_busy(mq);
+	int kl = claim_pos(mq, r, true, &t, &vl, 0, k, NULL, NULL);
+	uint32_t nl = kl > 0 ? (uint32_t)kl : 0;
+	for (uint32_t j = 0; j < nl; j++)
+		/* relaxed: published with the level cell */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_LEVEL, mq->idx, prio, t + j),
+				      memory_order_relaxed);
+	publish_run(&gl, t, slots, nl);
+	if (nl) /* release: as in publish */
+		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
+	/* The rest one by one, waiting for a popper of the last lap as a
+	 * single send does. */
+	for (uint32_t j = nl; j < k; j++)
+		if (ipcx__mq_push(mq, r, slots[j]))
+			break; /* garbage indices: what is left stays COMMITTING and is
+				* reclaimed (cancelled, its removal logged) after us */
+	struct mq_attach *e = me(mq);
+	/* relaxed (both): only this handle writes it, under its busy flag */
+	atomic_store_explicit(&e->sent, atomic_load_explicit(&e->sent, memory_order_relaxed) + k,
+			      memory_order_relaxed);
+	ipcx__mq_idle(mq);
+	ipcx__mq_mark(mq, prio);
+	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
+	if (k < (uint32_t)kf)
+		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
+	/* Sync batch: the run that completes a batch syncs it.  Should that
+	 * fail, the run is not acknowledged although queued (as a single send
+	 * reports -EIO), and the log is marked failed. */
+	int src = ipcx__mq_log_after_writes(mq, k);
+	return src ? src : (int)k;
+}
+
 int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 {
 	const struct rv gf = rv_of(mq, MQ_RING_FREE);
@@ -704,6 +824,15 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 		uint32_t prio = v[done].prio, run = 1;
 		while (done + run < n && run < MQ_RUN_MAX && v[done + run].prio == prio)
 			run++;
+		if (mq->h->persistent) {
+			int k = send_run_logged(mq, v + done, run);
+			if (k <= 0)
+				return done ? (int)done : k;
+			done += (uint32_t)k;
+			if ((uint32_t)k < run)
+				break;
+			continue;
+		}
 		uint32_t r = MQ_RING_LEVEL(prio);
 		const struct rv gl = rv_of(mq, r);
 		uint64_t hf, vf, t, vl, cells[MQ_RUN_MAX];
@@ -777,13 +906,54 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 	return (int)done;
 }
 
+/* Give n slots we hold back to the free ring (busy held): one claim for
+ * as many as it has room for at once, the rest one by one. */
+static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t n)
+{
+	const struct rv gf = rv_of(mq, MQ_RING_FREE);
+	uint64_t tf, vf;
+	int kf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, n, NULL, NULL);
+	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
+	for (uint32_t j = 0; j < nf; j++)
+		/* relaxed: published with the free cell */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_FREE, mq->idx, 0, tf + j),
+				      memory_order_relaxed);
+	/* release (in publish_run): our reads of the slots before a sender
+	 * reuses them */
+	publish_run(&gf, tf, slots, nf);
+	if (nf) /* release: as in publish */
+		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
+	for (uint32_t j = nf; j < n; j++)
+		refree(mq, slots[j]);
+}
+
+/* Log the removal of n taken slots of level p (popped from position h
+ * on), which become RELEASING first.  0 or the log's error. */
+static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const uint32_t *slots,
+				      uint32_t n)
+{
+	uint64_t off;
+	for (uint32_t j = 0; j < n; j++)
+		/* release: as in ipcx__mq_pop */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_RELEASING, mq->idx, p, h + j),
+				      memory_order_release);
+	int rc = ipcx__mq_log_reserve_run(mq, (uint64_t)n * MQ_REC_HDR, false, &off);
+	if (rc)
+		return rc;
+	for (uint32_t j = 0; j < n && !rc; j++)
+		rc = ipcx__mq_log_del(mq, mq_slot(mq, slots[j])->seq, off + (uint64_t)j * MQ_REC_HDR);
+	ipcx__mq_log_written(mq);
+	return rc;
+}
+
 int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 			    bool *too_long)
 {
 	uint32_t r = MQ_RING_LEVEL(p);
-	const struct rv gl = rv_of(mq, r), gf = rv_of(mq, MQ_RING_FREE);
+	const struct rv gl = rv_of(mq, r);
 	const uint32_t self = mq->idx, max_msg = mq->max_msg;
-	uint64_t h, vc, tf, vf, cells[MQ_RUN_MAX];
+	const bool logged = mq->h->persistent;
+	uint64_t h, vc, cells[MQ_RUN_MAX];
 	int k;
 	if (n > MQ_RUN_MAX)
 		n = MQ_RUN_MAX;
@@ -801,19 +971,26 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 		*too_long = k == -EMSGSIZE;
 		return k == -EMSGSIZE ? 0 : k;
 	}
-	uint32_t slots[MQ_RUN_MAX];
-	for (uint32_t j = 0; j < (uint32_t)k; j++)
-		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
-	int kf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
+	*too_long = false;
+	/* In memory the slots' free positions are claimed now, so that the
+	 * claim's misses overlap the copies'; with a log, after them (below). */
+	const struct rv gf = rv_of(mq, MQ_RING_FREE);
+	uint64_t tf = 0, vf;
+	int kf = logged ? 0 : claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
-	for (uint32_t j = 0; j < (uint32_t)k; j++)
+	uint32_t slots[MQ_RUN_MAX];
+	for (uint32_t j = 0; j < (uint32_t)k; j++) {
+		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
 		/* release: as in ipcx__mq_pop; a death from here on redelivers it */
 		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_TAKEN, self, p, h + j),
 				      memory_order_release);
+	}
 	release_run(&gl, h, (uint32_t)k);
 	struct mq_attach *e = me(mq);
 	/* release: as in release_cell */
 	atomic_store_explicit(&e->intent_pop, 0, memory_order_release);
+	if (logged)
+		ipcx__mq_idle(mq); /* the log may take the lock: not while busy */
 	uint32_t got = 0;
 	for (uint32_t j = 0; j < (uint32_t)k; j++) {
 		struct mq_slot *s = mq_slot(mq, slots[j]);
@@ -827,25 +1004,38 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 			m->flags = 0; /* redelivered messages wait in the redo list, not here */
 			got++;
 		}
-		if (j < nf) /* relaxed: published with the free cell */
+		if (!logged && j < nf) /* relaxed: published with the free cell */
 			atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_FREE, self, 0, tf + j),
 					      memory_order_relaxed);
 	}
-	/* release (in publish_run): our reads of the slots before a sender
-	 * reuses them */
-	publish_run(&gf, tf, slots, nf);
-	if (nf) /* release: as in publish */
-		atomic_store_explicit(&e->intent_push, 0, memory_order_release);
-	for (uint32_t j = nf; j < (uint32_t)k; j++)
-		refree(mq, slots[j]);
+	/* A persistent mailbox logs the removals before the slots are freed,
+	 * as ipcx_mq_release does: RELEASING says a removal is owed, so that a
+	 * death from here on is completed by the reclaimer (the log never
+	 * keeps a message the mailbox let go, nor loses one it holds). */
+	int lrc = 0;
+	if (logged) {
+		lrc = log_removals(mq, p, h, slots, (uint32_t)k);
+		ipcx__mq_busy(mq);
+		free_run(mq, slots, (uint32_t)k);
+	} else {
+		/* release (in publish_run): our reads of the slots before a
+		 * sender reuses them */
+		publish_run(&gf, tf, slots, nf);
+		if (nf) /* release: as in publish */
+			atomic_store_explicit(&e->intent_push, 0, memory_order_release);
+		for (uint32_t j = nf; j < (uint32_t)k; j++)
+			refree(mq, slots[j]);
+	}
 	/* relaxed (both): only this handle writes it, under its busy flag */
 	atomic_store_explicit(&e->received,
 			      atomic_load_explicit(&e->received, memory_order_relaxed) + got,
 			      memory_order_relaxed);
 	ipcx__mq_idle(mq);
 	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
-	*too_long = false;
-	if (kf < 0)
-		return kf;
+	if (logged) {
+		if (!lrc) /* a failed sync marks the log failed (as a single receive) */
+			(void)ipcx__mq_log_after_writes(mq, (uint32_t)k);
+		ipcx__mq_log_maybe_compact(mq);
+	}
 	return got ? (int)got : -EBADMSG;
 }

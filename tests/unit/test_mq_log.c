@@ -213,8 +213,9 @@ static int f_ftruncate(int fd, off_t len)
 }
 
 /* Fail the Nth call of one kind, for every N a short workload reaches; after
- * "power loss" every acknowledged message, and no released one, is there. */
-static void inject(int which, int err, uint32_t sync)
+ * "power loss" every acknowledged message, and no released one, is there.
+ * batch: the workload sends batches of 3 and receives batches of 2. */
+static void inject(int which, int err, uint32_t sync, bool batch)
 {
 	struct ipcx__mq_sys saved = ipcx__mq_sys;
 	for (fail_at = 1; fail_at <= 24; fail_at++) {
@@ -228,26 +229,45 @@ static void inject(int which, int err, uint32_t sync)
 			ipcx__mq_sys.fdatasync = f_fdatasync;
 		bool acked[16] = { 0 }, gone[16] = { 0 };
 		int failures = 0;
-		for (unsigned i = 0; i < 16; i++) {
-			char b[32];
-			int len = snprintf(b, sizeof b, "message %u", i);
-			int rc = ipcx_mq_send(mq, b, (size_t)len, 1, NULL);
-			if (rc == 0)
-				acked[i] = true;
-			else {
+		for (unsigned i = 0, step = 0; i < 16; step++) {
+			char b[3][32];
+			ipcx_mq_vec v[3];
+			unsigned n = !batch ? 1 : 16 - i < 3 ? 16 - i : 3;
+			for (unsigned k = 0; k < n; k++) {
+				int len = snprintf(b[k], sizeof b[k], "message %u", i + k);
+				v[k] = (ipcx_mq_vec){ .buf = b[k], .len = (size_t)len, .prio = 1 };
+			}
+			int rc = batch ? ipcx_mq_send_batch(mq, v, n, NULL)
+				       : ipcx_mq_send(mq, b[0], v[0].len, 1, NULL);
+			if (!batch && rc == 0)
+				rc = 1;
+			if (rc > 0) {
+				for (int k = 0; k < rc; k++)
+					acked[i + (unsigned)k] = true;
+				i += (unsigned)rc;
+			} else {
 				assert_true(rc == -err || rc == -EIO);
 				failures++;
+				i++; /* not acknowledged: never sent again */
 			}
-			if (i % 3 == 2) { /* receive some as we go */
-				char r[64];
-				int n = ipcx_mq_recv(mq, r, sizeof r, NULL, &NB);
-				if (n > 0) {
-					unsigned v;
-					r[n] = 0;
-					assert_int_equal(sscanf(r, "message %u", &v), 1);
-					gone[v] = true;
+			if (step % 3 == 2) { /* receive some as we go */
+				char r[2][64];
+				ipcx_mq_vec rv[2] = { { .buf = r[0], .cap = 63 }, { .buf = r[1], .cap = 63 } };
+				int got = batch ? ipcx_mq_recv_batch(mq, rv, 2, &NB)
+						: ipcx_mq_recv(mq, r[0], 63, NULL, &NB);
+				if (!batch && got >= 0) {
+					rv[0].len = (size_t)got;
+					got = 1;
+				}
+				if (got > 0) {
+					for (int k = 0; k < got; k++) {
+						unsigned x;
+						r[k][rv[k].len] = 0;
+						assert_int_equal(sscanf(r[k], "message %u", &x), 1);
+						gone[x] = true;
+					}
 				} else {
-					assert_true(n == -EAGAIN || n == -err || n == -EIO);
+					assert_true(got == -EAGAIN || got == -err || got == -EIO);
 				}
 			}
 		}
@@ -287,17 +307,21 @@ static void test_enospc_growth(void **st)
 	(void)st;
 	uint64_t saved = ipcx__mq_log_chunk;
 	ipcx__mq_log_chunk = 256;
-	inject(0, ENOSPC, IPCX_MQ_SYNC_NONE);
-	inject(0, EIO, IPCX_MQ_SYNC_ALWAYS);
+	for (int batch = 0; batch < 2; batch++) {
+		inject(0, ENOSPC, IPCX_MQ_SYNC_NONE, batch);
+		inject(0, EIO, IPCX_MQ_SYNC_ALWAYS, batch);
+	}
 	ipcx__mq_log_chunk = saved;
 }
 
 static void test_eio_sync(void **st)
 {
 	(void)st;
-	inject(1, EIO, IPCX_MQ_SYNC_ALWAYS);
-	inject(1, EIO, IPCX_MQ_SYNC_BATCH);
-	inject(1, ENOSPC, IPCX_MQ_SYNC_ALWAYS);
+	for (int batch = 0; batch < 2; batch++) {
+		inject(1, EIO, IPCX_MQ_SYNC_ALWAYS, batch);
+		inject(1, EIO, IPCX_MQ_SYNC_BATCH, batch);
+		inject(1, ENOSPC, IPCX_MQ_SYNC_ALWAYS, batch);
+	}
 }
 
 /* A truncation that fails during recovery: a clean error, nothing lost. */
