@@ -24,6 +24,7 @@
  */
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "mq_internal.h"
 
@@ -108,6 +109,22 @@ static inline struct mq_attach *me(ipcx_mq *mq)
 {
 	static struct mq_attach none; /* the creator, before it is attached */
 	return mq->idx < IPCX_MQ_ATTACH_MAX ? &mq->h->att[mq->idx] : &none;
+}
+
+/* An intent's ring, first position (the low bits) and run length. */
+static inline uint32_t intent_ring(uint64_t in) { return (uint32_t)(in >> 57) - 1; }
+static inline uint64_t intent_pos(uint64_t in) { return in & MQ_INTENT_POS_MASK; }
+static inline uint32_t intent_len(uint64_t in)
+{
+	return (uint32_t)(in >> MQ_INTENT_POS_BITS & (MQ_RUN_MAX - 1)) + 1;
+}
+
+/* How far position q (truncated as in an intent) is behind index at:
+ * (at - q) modulo 2^MQ_INTENT_POS_BITS, as a signed number. */
+static inline int64_t behind(uint64_t at, uint64_t q)
+{
+	uint64_t d = (at - q) << (64 - MQ_INTENT_POS_BITS);
+	return (int64_t)d >> (64 - MQ_INTENT_POS_BITS);
 }
 
 void ipcx__mq_ring_init(ipcx_mq *mq)
@@ -241,8 +258,28 @@ static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t
 }
 
 /* How long a push waits for a cell a popper claimed a lap ago and has not
- * given back (it is slow, or dead and repaired by the liveness check). */
+ * given back (it is slow, or dead and repaired by the liveness check)
+ * before it asks whether a live process holds it. */
 #define MQ_CLAIM_PATIENCE_NS (2ull * 1000 * 1000 * 1000)
+
+/* Whether a live attach entry's pop intent covers the position a push to
+ * ring r waits for: the one a lap behind the tail. */
+static bool live_pop_holds(ipcx_mq *mq, uint32_t r)
+{
+	/* relaxed: the position we wait at stays until that cell is given back */
+	uint64_t want = atomic_load_explicit(&idx_of(mq, r)->tail, memory_order_relaxed) -
+			(mq->cap_mask + 1);
+	for (uint32_t k = 0; k < IPCX_MQ_ATTACH_MAX; k++) {
+		struct mq_attach *e = &mq->h->att[k];
+		/* relaxed: a hint, read again at the next round */
+		uint64_t x = atomic_load_explicit(&e->intent_pop, memory_order_relaxed);
+		int64_t d = behind(want, intent_pos(x));
+		if (x && e->pid && !e->dead && intent_ring(x) == r && d >= 0 &&
+		    d < (int64_t)intent_len(x))
+			return true;
+	}
+	return false;
+}
 
 int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 {
@@ -258,8 +295,15 @@ int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 		uint64_t now = ipcx__now_ns();
 		if (!t0)
 			t0 = checked = now;
-		if (now - t0 > MQ_CLAIM_PATIENCE_NS)
-			return -EBADMSG;
+		if (now - t0 > MQ_CLAIM_PATIENCE_NS) {
+			/* Long past what a running popper takes: unless a live
+			 * process holds the cell (stopped, or in a debugger: then
+			 * we wait for it, sleeping), the ring is damaged. */
+			if (!live_pop_holds(mq, r))
+				return -EBADMSG;
+			struct timespec ts = { 0, 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
 		if (now - checked >= IPCX__LIVENESS_SLICE_NS) {
 			/* Perhaps it died: reclaim (without our busy flag, which
 			 * the reclaimer takes; we hold no claim now). */
@@ -365,22 +409,6 @@ bool ipcx__mq_in_ring(ipcx_mq *mq, uint32_t i, uint64_t w)
 	uint64_t m = (1ull << bits) - 1;
 	return (v & MQ_CELL_FULL) && !(v & MQ_CELL_SKIP) && (uint32_t)(v & MQ_IDX_MASK) == i &&
 	       (((v >> 20) ^ (pos >> mq->cap_log2)) & m) == 0;
-}
-
-/* An intent's ring, first position (the low bits) and run length. */
-static inline uint32_t intent_ring(uint64_t in) { return (uint32_t)(in >> 57) - 1; }
-static inline uint64_t intent_pos(uint64_t in) { return in & MQ_INTENT_POS_MASK; }
-static inline uint32_t intent_len(uint64_t in)
-{
-	return (uint32_t)(in >> MQ_INTENT_POS_BITS & (MQ_RUN_MAX - 1)) + 1;
-}
-
-/* How far position q (truncated as in an intent) is behind index at:
- * (at - q) modulo 2^MQ_INTENT_POS_BITS, as a signed number. */
-static inline int64_t behind(uint64_t at, uint64_t q)
-{
-	uint64_t d = (at - q) << (64 - MQ_INTENT_POS_BITS);
-	return (int64_t)d >> (64 - MQ_INTENT_POS_BITS);
 }
 
 /* Whether a live entry other than o has an intent on the same ring and

@@ -466,7 +466,7 @@ static void test_notify(void **st)
 struct child_arg {
 	const char *name;
 	int what; /* 0 loan, 1 take, 2 die holding the lock, 3/4 a run claimed
-		   * for a push/pop of RUN_LEVEL and never stored */
+		   * for a push/pop of RUN_LEVEL and never stored, 5 a pop of one */
 	int pipefd;
 };
 
@@ -475,15 +475,15 @@ struct child_arg {
 
 /* Claim RUN_LEN positions of level RUN_LEVEL's ring as a batch does: the
  * intent in our attach entry, then the CAS on the ring's index. */
-static int claim_run(ipcx_mq *mq, bool push)
+static int claim_run(ipcx_mq *mq, bool push, uint32_t n)
 {
 	struct mq_ring_idx *x = &mq->h->lv[RUN_LEVEL];
 	_Atomic uint64_t *idx = push ? &x->tail : &x->head;
 	struct mq_attach *e = &mq->h->att[mq->idx];
 	uint64_t p = atomic_load(idx);
 	atomic_store(push ? &e->intent_push : &e->intent_pop,
-		     MQ_INTENT(MQ_RING_LEVEL(RUN_LEVEL), p, RUN_LEN));
-	return atomic_compare_exchange_strong(idx, &p, p + RUN_LEN) ? 0 : -EAGAIN;
+		     MQ_INTENT(MQ_RING_LEVEL(RUN_LEVEL), p, n));
+	return atomic_compare_exchange_strong(idx, &p, p + n) ? 0 : -EAGAIN;
 }
 
 static int child(void *p)
@@ -501,7 +501,7 @@ static int child(void *p)
 	else if (a->what == 2)
 		rc = ipcx__mq_lock(mq);
 	else
-		rc = claim_run(mq, a->what == 3);
+		rc = claim_run(mq, a->what == 3, a->what == 5 ? 1 : RUN_LEN);
 	if (a->what == 0 && !rc)
 		memcpy(m.data, "dead", 4);
 	char c = rc ? 'x' : 'k';
@@ -511,7 +511,8 @@ static int child(void *p)
 	return 0;
 }
 
-static void kill_child(struct child_arg *a)
+/* Start a child doing a->what; returns once it has. */
+static pid_t start_child(struct child_arg *a)
 {
 	int pfd[2];
 	assert_int_equal(pipe(pfd), 0);
@@ -520,10 +521,59 @@ static void kill_child(struct child_arg *a)
 	char c = 0;
 	assert_int_equal(read(pfd[0], &c, 1), 1);
 	assert_int_equal(c, 'k');
-	kill(pid, SIGKILL);
-	assert_int_equal(t_wait(pid), 128 + SIGKILL);
 	close(pfd[0]);
 	close(pfd[1]);
+	return pid;
+}
+
+static void kill_child(struct child_arg *a)
+{
+	pid_t pid = start_child(a);
+	kill(pid, SIGKILL);
+	assert_int_equal(t_wait(pid), 128 + SIGKILL);
+}
+
+/* Sends and receives at RUN_LEVEL until a send needs the cell a stopped
+ * popper holds a lap behind; then waits for it. */
+static int lap_sender(void *p)
+{
+	ipcx_mq *mq;
+	if (ipcx_mq_open(&mq, p, NULL))
+		return 2;
+	char b[8];
+	for (unsigned k = 0; k < 8; k++) { /* positions 1..8 of a ring of 8 */
+		if (ipcx_mq_send(mq, "lap", 3, RUN_LEVEL, NULL))
+			return 3;
+		if (k < 7 && ipcx_mq_recv(mq, b, sizeof b, NULL, &NB) != 3)
+			return 4;
+	}
+	ipcx_mq_close(mq);
+	return 0;
+}
+
+/* A live popper that stops holding a cell (SIGSTOP, a debugger) makes a
+ * sender that needs the cell a lap later wait, past any patience, not
+ * fail; once the popper dies the cell comes back and the send completes. */
+static void test_stopped_popper(void **st)
+{
+	(void)st;
+	const char *name = t_name("sp");
+	ipcx_mq *mq = mk(name, 4, 8, IPCX_MQ_FULL_BLOCK); /* rings of 8 cells */
+	assert_int_equal(ipcx_mq_send(mq, "held", 4, RUN_LEVEL, NULL), 0); /* position 0 */
+	struct child_arg a = { name, 5, -1 };
+	pid_t holder = start_child(&a); /* pops position 0 and stops there */
+	pid_t sender = t_spawn(lap_sender, (void *)name);
+	t_sleep_ms(2500); /* past MQ_CLAIM_PATIENCE_NS */
+	assert_int_equal(waitpid(sender, NULL, WNOHANG), 0); /* still waiting */
+	kill(holder, SIGKILL);
+	assert_int_equal(t_wait(holder), 128 + SIGKILL);
+	assert_int_equal(t_wait(sender), 0);
+	char b[8];
+	ipcx_mq_vec v[2] = { { .buf = b, .cap = 4 }, { .buf = b + 4, .cap = 4 } };
+	assert_int_equal(ipcx_mq_recv_batch(mq, v, 2, &NB), 2);
+	assert_int_equal(v[0].flags, IPCX_MQ_REDELIVERED); /* "held", back at the head */
+	assert_int_equal(v[1].len, 3);
+	done(mq, name);
 }
 
 static void test_peer_death(void **st)
@@ -688,7 +738,7 @@ int main(void)
 		cmocka_unit_test(test_readiness),      cmocka_unit_test(test_notify),
 		cmocka_unit_test(test_peer_death),     cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_batch),	       cmocka_unit_test(test_batch_processes),
-		cmocka_unit_test(test_run_death),
+		cmocka_unit_test(test_run_death),      cmocka_unit_test(test_stopped_popper),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
