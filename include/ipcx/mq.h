@@ -33,9 +33,11 @@
  * not released (or had claimed and not yet taken) is redelivered
  * (at-least-once), flagged IPCX_MQ_REDELIVERED, and counted in
  * ipcx_mq_attr.redelivered; a consumer that dies inside the copying
- * ipcx_mq_recv after copying the message loses that one message.
- * A ring position a dead process had claimed is finished (a skip) or given
- * back.  Dead processes are detected through /proc/PID/stat (pid and start
+ * ipcx_mq_recv after copying the message loses that one message (inside
+ * ipcx_mq_recv_batch, the messages the call had removed).
+ * A ring position (or a batch's run of them) a dead process had claimed is
+ * finished (a skip) or given back; one a live process holds (stopped, in a
+ * debugger) is waited for.  Dead processes are detected through /proc/PID/stat (pid and start
  * time, so a recycled pid is not mistaken for the owner) by any process that
  * waits on the mailbox, within IPCX__LIVENESS_SLICE_NS (40 ms), at the next
  * open, or at ipcx_mq_getattr; until then what they held stays held.  A
@@ -211,13 +213,16 @@ typedef struct ipcx_mq_vec {
  * Send v[0..n) in order, as n calls of ipcx_mq_send would, each waiting as
  * the policy says; consecutive messages of one priority share their ring
  * operations (one claim of free slots and one of level positions for up to
- * 64 of them, in a plain memory-only mailbox), which is what a streaming
- * producer wants.  The messages of a batch keep their order; another
- * producer's may interleave with them as with single sends.  Returns n, or
- * how many were sent (1..n-1) before an error, which the next call then
- * meets again; or the error of the first message (as ipcx_mq_send; -EINVAL
- * also for n == 0 or n > IPCX_MQ_BATCH_MAX).  A send that returned k has
- * queued v[0..k) and nothing after them.
+ * 64 of them; with a log, one reservation of their records), which is what
+ * a streaming producer wants.  A mailbox with shaping, fair share, a byte
+ * bound or sync "always" sends them one by one.  The messages of a batch
+ * keep their order; another producer's may interleave with them as with
+ * single sends.  Returns n, or how many were sent (1..n-1) before an error,
+ * which the next call then meets again; or the error of the first message
+ * (as ipcx_mq_send; -EINVAL also for n == 0 or n > IPCX_MQ_BATCH_MAX).  A
+ * send that returned k has queued v[0..k) and nothing after them, except
+ * that when a sync of sync mode "batch" fails, the run it covered may be
+ * queued though not acknowledged (as with ipcx_mq_send).
  */
 #define IPCX_MQ_BATCH_MAX 1024u
 IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,

@@ -256,11 +256,11 @@ MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"(send_batch/recv_batch), ipcx-mq-single one call per message; above 1 KiB stamped "
 	"in place (loan/commit, take/release)",
 	SMALL + 1)
-MQ_MECH(mq_single, "ipcx-mq-single", 34, setup_single,
-	"ipcx-mq streaming one send/recv call per message (no batches)", 0, NULL, SMALL + 1)
-MQ_MECH(mq_none, "ipcx-mq-persist-none", 31, setup_none,
+MQ_MECH(mq_single, "ipcx-mq-single", 31, setup_single,
+	"ipcx-mq streaming one send/recv call per message (no batches)", 1, NULL, SMALL + 1)
+MQ_MECH(mq_none, "ipcx-mq-persist-none", 32, setup_none,
 	"ipcx mailbox with a log, sync none (page cache; survives process crashes)", 1, NULL, 0)
-MQ_MECH(mq_batch, "ipcx-mq-persist-batch", 32, setup_batch,
+MQ_MECH(mq_batch, "ipcx-mq-persist-batch", 33, setup_batch,
 	"ipcx mailbox with a log, fdatasync every 64 messages or 10 ms", 0, NULL, 0)
-MQ_MECH(mq_always, "ipcx-mq-persist-always", 33, setup_always,
+MQ_MECH(mq_always, "ipcx-mq-persist-always", 34, setup_always,
 	"ipcx mailbox with a log, fdatasync before each send and receive returns", 0, NULL, 0)
