@@ -3,7 +3,7 @@
  * each log sync mode.  One named mailbox per direction, created by the
  * parent, opened by name in each child.  Messages up to 1 KiB are copied:
  * ping-pong with send/recv; a stream, as a streaming producer and consumer
- * should, in batches of up to 16 KiB or 64 messages (send_batch /
+ * should, in batches of up to 16 KiB or 256 messages (send_batch /
  * recv_batch; a lone consumer only: one of several must not take another's
  * STOP), except in ipcx-mq-single, which streams one call per message.
  * Larger messages are loaned, stamped in place and committed, and received
@@ -22,7 +22,7 @@
 #include "bench.h"
 
 #define SMALL 1024u
-#define BATCH_MAX 64u
+#define BATCH_MAX 256u
 #define BATCH_BYTES (16u << 10)
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
@@ -87,10 +87,11 @@ static int mq_setup_mode(const struct bench_case *c, void **state, char *why, si
 		free(s);
 		return BENCH_SKIP;
 	}
-	/* Room for a few messages in flight, at most 64 MiB per mailbox. */
+	/* Room for a few messages in flight (a stream: a few batches), at most
+	 * 64 MiB per mailbox. */
 	size_t size = c->size ? c->size : 1;
-	uint64_t depth = (64ull << 20) / size;
-	depth = depth > 256 ? 256 : depth < 4 ? 4 : depth;
+	uint64_t depth = (64ull << 20) / size, most = c->mode == BENCH_STREAM ? 1024 : 256;
+	depth = depth > most ? most : depth < 4 ? 4 : depth;
 	int rc = 0;
 	for (int d = 0; d < 2 && !rc; d++) {
 		/* Ping-pong needs both directions; a stream only A->B. */
@@ -252,7 +253,7 @@ MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS, 0)
 
 MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
-	"ipcx-mq*: up to 1 KiB copying; streams in batches of up to 64 messages or 16 KiB "
+	"ipcx-mq*: up to 1 KiB copying; streams in batches of up to 256 messages or 16 KiB "
 	"(send_batch/recv_batch), ipcx-mq-single one call per message; above 1 KiB stamped "
 	"in place (loan/commit, take/release)",
 	SMALL + 1)
