@@ -213,7 +213,7 @@ typedef struct ipcx_mq_vec {
  * Send v[0..n) in order, as n calls of ipcx_mq_send would, each waiting as
  * the policy says; consecutive messages of one priority share their ring
  * operations (one claim of free slots and one of level positions for up to
- * 64 of them; with a log, one reservation of their records), which is what
+ * 256 of them; with a log, one reservation of their records), which is what
  * a streaming producer wants.  A mailbox with shaping, fair share, a byte
  * bound or sync "always" sends them one by one.  The messages of a batch
  * keep their order; another producer's may interleave with them as with

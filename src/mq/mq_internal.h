@@ -265,8 +265,8 @@ IPCX_HIDDEN int ipcx__mq_redo_take(ipcx_mq *mq, uint32_t p, uint32_t *out, uint6
  * ring operations require the handle's busy flag (ipcx__mq_busy); the lock,
  * if needed, is taken before it, never while holding it. */
 /* An intent names a run of n (1..MQ_RUN_MAX) positions from pos of ring r:
- * bits 57..63 r + 1, bits 51..56 n - 1, bits 0..50 pos (truncated: the
- * reclaimer rebuilds it from the ring's index, which is never 2^50 past). */
+ * bits 57..63 r + 1, bits 49..56 n - 1, bits 0..48 pos (truncated: the
+ * reclaimer rebuilds it from the ring's index, which is never 2^48 past). */
 #define MQ_RUN_MAX 256u
 #define MQ_INTENT_POS_BITS 49
 #define MQ_INTENT_POS_MASK ((1ull << MQ_INTENT_POS_BITS) - 1)

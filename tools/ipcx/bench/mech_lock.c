@@ -110,7 +110,7 @@ static void lock_teardown(void *state)
 	};                                                                                         \
 	BENCH_MECH(var)
 
-LOCK_MECH(lock_spin, "lock-spin", 30, IPCX_LOCK_SPIN, "lock hand-off: ipcx spinlock (TTAS)")
-LOCK_MECH(lock_futex, "lock-futex", 31, IPCX_LOCK_MUTEX, "lock hand-off: ipcx futex mutex")
-LOCK_MECH(lock_sem, "lock-sem", 32, IPCX_LOCK_PSEM, "lock hand-off: POSIX sem_t (pshared)")
-LOCK_MECH(lock_sysv, "lock-sysv", 33, IPCX_LOCK_SYSV, "lock hand-off: System V semaphore")
+LOCK_MECH(lock_spin, "lock-spin", 60, IPCX_LOCK_SPIN, "lock hand-off: ipcx spinlock (TTAS)")
+LOCK_MECH(lock_futex, "lock-futex", 61, IPCX_LOCK_MUTEX, "lock hand-off: ipcx futex mutex")
+LOCK_MECH(lock_sem, "lock-sem", 62, IPCX_LOCK_PSEM, "lock hand-off: POSIX sem_t (pshared)")
+LOCK_MECH(lock_sysv, "lock-sysv", 63, IPCX_LOCK_SYSV, "lock hand-off: System V semaphore")
