@@ -578,10 +578,35 @@ static int bench_main(int argc, char **argv)
 	 * shared or virtual machine the conditions drift (here the two vCPUs
 	 * sometimes share a core complex and sometimes not, a 3x difference
 	 * in cache-line latency), and each case's median should sample the
-	 * same drift as the rows it is compared with. */
+	 * same drift as the rows it is compared with.  Within a round the
+	 * cases run grouped by mode and size, so that a row and the rows its
+	 * ratios pair it with (floor, pipe: same mode and size) run seconds
+	 * apart, not a whole suite apart; the report keeps the list's order. */
+	unsigned *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+	if (!order) {
+		free(runs);
+		free(rows);
+		return CLI_FAIL;
+	}
+	unsigned no = 0;
+	for (unsigned mode = BENCH_PINGPONG; mode <= BENCH_STREAM; mode <<= 1)
+		for (unsigned i = 0; i < n; i++) {
+			if (rows[i].mode != mode)
+				continue;
+			/* first of its size in this mode: bring the others along */
+			unsigned j = 0;
+			while (j < i && !(rows[j].mode == mode && rows[j].size == rows[i].size))
+				j++;
+			if (j < i)
+				continue;
+			for (j = i; j < n; j++)
+				if (rows[j].mode == mode && rows[j].size == rows[i].size)
+					order[no++] = j;
+		}
 	int failed = 0;
 	for (unsigned k = 0; k < o.repeat; k++) {
-		for (unsigned i = 0; i < n; i++) {
+		for (unsigned q = 0; q < no; q++) {
+			unsigned i = order[q];
 			struct row *w = &rows[i];
 			if (w->r.status != BENCH_OK)
 				continue; /* skipped, or failed in an earlier round */
@@ -601,6 +626,7 @@ static int bench_main(int argc, char **argv)
 			}
 		}
 	}
+	free(order);
 	for (unsigned i = 0; i < n; i++) {
 		if (fmt == FMT_JSON)
 			print_json_row(&rows[i], &runs[(size_t)i * o.repeat], o.repeat);
