@@ -764,8 +764,9 @@ struct bctx {
 	unsigned n;
 };
 
-/* Send what can go by runs at once: the valid messages from c->out.  > 0 how many, 0 none (full), -EINVAL the
- * first is not valid, < 0 another error. */
+/* Send what can go by runs at once: the valid messages from c->out.  > 0
+ * how many, 0 none (full), -EINVAL the first is not valid, < 0 another
+ * error. */
 static int send_now(void *arg)
 {
 	struct bctx *c = arg;
@@ -805,9 +806,9 @@ IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
 			if (rc < 0 && rc != -EINVAL)
 				return done ? (int)done : rc;
 		}
-		/* Not a plain mailbox, a message that is not valid, or full and
-		 * not blocking: one as ipcx_mq_send (which says what is wrong
-		 * with it, or applies the full policy). */
+		/* A mailbox that does not go by runs, a message that is not
+		 * valid, or full and not blocking: one as ipcx_mq_send (which
+		 * says what is wrong with it, or applies the full policy). */
 		const ipcx_mq_vec *m = &v[done];
 		int rc = ipcx_mq_send(mq, m->buf, m->len, m->prio, wait);
 		if (rc)
@@ -817,7 +818,7 @@ IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
 	return (int)done;
 }
 
-/* Receive into c->v what is queued now, without waiting.  > 0 how many, 0
+/* Receive into c->in what is queued now, without waiting.  > 0 how many, 0
  * none, < 0 error (before any message). */
 static int recv_now(void *arg)
 {
