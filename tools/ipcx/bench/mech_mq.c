@@ -138,10 +138,14 @@ static int mq_attach(void *state, struct bench_proc *p)
 		s->batch = b > BATCH_MAX ? BATCH_MAX : b < 1 ? 1 : (unsigned)b;
 	}
 	s->count = s->next = 0;
-	/* A batch's buffers packed (cache lines apart), like a ring's. */
+	/* A batch's buffers packed, each on its own cache lines. */
 	size_t stride = s->batch > 1 ? (c->size + 63) / 64 * 64 : SMALL;
-	if (!rc && !(s->priv = calloc(s->batch, stride ? stride : 64)))
+	if (!stride)
+		stride = 64;
+	if (!rc && !(s->priv = aligned_alloc(64, s->batch * stride)))
 		rc = -ENOMEM;
+	if (!rc)
+		memset(s->priv, 0, s->batch * stride);
 	for (unsigned k = 0; !rc && k < s->batch; k++)
 		s->vec[k] = (ipcx_mq_vec){ .buf = s->priv + (size_t)k * stride, .cap = stride };
 	return rc;
