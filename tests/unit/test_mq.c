@@ -1,5 +1,6 @@
 /* Mailbox: priorities, FIFO, limits, full policies, shaping, fairness,
- * zero-copy, readiness, peer death and lock-holder death.
+ * zero-copy, readiness, batches, peer death (also in the middle of a
+ * batch's run), a stopped receiver, and lock-holder death.
  * ipcx-test-labels: tsan
  */
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* Persistent mailboxes: recovery, torn and corrupt records, foreign files,
  * and ENOSPC / EIO injected at every growth, sync and truncate point of the
- * log (records themselves are stores into the mapped, preallocated file:
+ * log, with single calls and with batches (records themselves are stores into the mapped, preallocated file:
  * they cannot fail).
  * ipcx-test-labels: tsan
  */
