@@ -764,20 +764,22 @@ struct bctx {
 	unsigned n;
 };
 
-/* Send what can go by runs at once: the valid messages from c->out.  > 0
- * how many, 0 none (full), -EINVAL the first is not valid, < 0 another
- * error. */
+/* How many of v[0..n) are valid messages, from the first. */
+static unsigned valid_run(const ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n)
+{
+	unsigned ok = 0;
+	for (; ok < n; ok++, v++)
+		if (v->len > mq->max_msg || v->prio >= IPCX_MQ_PRIO_LEVELS || (v->len && !v->buf))
+			break;
+	return ok;
+}
+
+/* Send what can go by runs at once of c->out[0..n) (valid messages).  > 0
+ * how many, 0 none (full), < 0 an error. */
 static int send_now(void *arg)
 {
 	struct bctx *c = arg;
-	ipcx_mq *mq = c->mq;
-	unsigned ok = 0;
-	for (const ipcx_mq_vec *m = c->out; ok < c->n; ok++, m++)
-		if (m->len > mq->max_msg || m->prio >= IPCX_MQ_PRIO_LEVELS || (m->len && !m->buf))
-			break;
-	if (!ok)
-		return -EINVAL; /* the next message goes the general way, which says why */
-	return ipcx__mq_fast_send_many(mq, c->out, ok);
+	return ipcx__mq_fast_send_many(c->mq, c->out, c->n);
 }
 
 IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
@@ -788,8 +790,10 @@ IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
 	add_role(mq, ROLE_SEND);
 	unsigned done = 0;
 	while (done < n) {
-		if (mq->runs) {
-			struct bctx c = { mq, v + done, NULL, n - done };
+		/* An invalid message goes the general way, which says why. */
+		unsigned ok = mq->runs ? valid_run(mq, v + done, n - done) : 0;
+		if (ok) {
+			struct bctx c = { mq, v + done, NULL, ok };
 			int rc = send_now(&c);
 			/* Full: a blocking mailbox waits for room for a run; the
 			 * other policies go the general way (fail, or drop). */
@@ -803,7 +807,7 @@ IPCX_API int ipcx_mq_send_batch(ipcx_mq *mq, const ipcx_mq_vec *v, unsigned n,
 				done += (unsigned)rc;
 				continue;
 			}
-			if (rc < 0 && rc != -EINVAL)
+			if (rc < 0)
 				return done ? (int)done : rc;
 		}
 		/* A mailbox that does not go by runs, a message that is not

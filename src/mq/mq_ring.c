@@ -757,6 +757,23 @@ static void refree(ipcx_mq *mq, uint32_t i)
 	(void)ipcx__mq_push(mq, MQ_RING_FREE, i); /* only fails on garbage indices */
 }
 
+/* Publish the nc positions of ring r claimed from t for slots[0..nc) (their
+ * words written), then push slots[nc..n), which found no position at once,
+ * one by one, waiting for a popper of the last lap as a single push does
+ * (busy held).  A push that fails (garbage indices) leaves the rest to the
+ * reclaimer. */
+static void publish_claimed(ipcx_mq *mq, uint32_t r, uint64_t t, const uint32_t *slots,
+			    uint32_t nc, uint32_t n)
+{
+	const struct rv g = rv_of(mq, r);
+	publish_run(&g, t, slots, nc);
+	if (nc) /* release: as in publish */
+		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
+	for (uint32_t j = nc; j < n; j++)
+		if (ipcx__mq_push(mq, r, slots[j]))
+			break;
+}
+
 /* Take up to n free slots as loans (S_LOANED: a death gives them back):
  * how many (slots[]), 0 none free, -EBADMSG. */
 static int loan_run(ipcx_mq *mq, uint32_t n, uint32_t *slots)
@@ -843,7 +860,6 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		refree(mq, slots[j]);
 	if (!k)
 		return -EBADMSG;
-	const struct rv gl = rv_of(mq, r);
 	uint64_t t, vl;
 	ipcx__mq_busy(mq);
 	int kl = claim_pos(mq, r, true, &t, &vl, 0, k, NULL, NULL);
@@ -852,15 +868,9 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		/* relaxed: published with the level cell */
 		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_LEVEL, mq->idx, prio, t + j),
 				      memory_order_relaxed);
-	publish_run(&gl, t, slots, nl);
-	if (nl) /* release: as in publish */
-		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
-	/* The rest one by one, waiting for a popper of the last lap as a
-	 * single send does. */
-	for (uint32_t j = nl; j < k; j++)
-		if (ipcx__mq_push(mq, r, slots[j]))
-			break; /* garbage indices: what is left stays COMMITTING and is
-				* reclaimed (cancelled, its removal logged) after us */
+	/* (What a failed push leaves stays COMMITTING: reclaimed, cancelled
+	 * and its removal logged, after us.) */
+	publish_claimed(mq, r, t, slots, nl, k);
 	struct mq_attach *e = me(mq);
 	/* relaxed (both): only this handle writes it, under its busy flag */
 	atomic_store_explicit(&e->sent, atomic_load_explicit(&e->sent, memory_order_relaxed) + k,
@@ -973,7 +983,6 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
  * as many as it has room for at once, the rest one by one. */
 static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t n)
 {
-	const struct rv gf = rv_of(mq, MQ_RING_FREE);
 	uint64_t tf, vf;
 	int kf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, n, NULL, NULL);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
@@ -983,11 +992,7 @@ static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t 
 				      memory_order_relaxed);
 	/* release (in publish_run): our reads of the slots before a sender
 	 * reuses them */
-	publish_run(&gf, tf, slots, nf);
-	if (nf) /* release: as in publish */
-		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
-	for (uint32_t j = nf; j < n; j++)
-		refree(mq, slots[j]);
+	publish_claimed(mq, MQ_RING_FREE, tf, slots, nf, n);
 }
 
 /* Log the removal of n taken slots of level p (popped from position h
@@ -1037,7 +1042,6 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	*too_long = false;
 	/* In memory the slots' free positions are claimed now, so that the
 	 * claim's misses overlap the copies'; with a log, after them (below). */
-	const struct rv gf = rv_of(mq, MQ_RING_FREE);
 	uint64_t tf = 0, vf;
 	int kf = logged ? 0 : claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
@@ -1083,11 +1087,7 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	} else {
 		/* release (in publish_run): our reads of the slots before a
 		 * sender reuses them */
-		publish_run(&gf, tf, slots, nf);
-		if (nf) /* release: as in publish */
-			atomic_store_explicit(&e->intent_push, 0, memory_order_release);
-		for (uint32_t j = nf; j < (uint32_t)k; j++)
-			refree(mq, slots[j]);
+		publish_claimed(mq, MQ_RING_FREE, tf, slots, nf, (uint32_t)k);
 	}
 	/* relaxed (both): only this handle writes it, under its busy flag */
 	atomic_store_explicit(&e->received,
