@@ -280,7 +280,7 @@ typedef struct ipcx_mq_attr {
 	uint64_t recovered;                 /* messages recovered at creation */
 	uint64_t log_skipped_bytes;         /* bytes of torn/corrupt records cut */
 	uint32_t log_failed;                /* an fdatasync failed: sends get -EIO */
-	uint32_t reserved;
+	uint32_t log_compactions;           /* times the log was compacted (mod 2^32) */
 	char log_path[IPCX_MQ_LOG_PATH_MAX];
 } ipcx_mq_attr;
 

@@ -840,6 +840,8 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 	a->fair_waits = atomic_load_explicit(&h->stats.fair_waits, memory_order_relaxed);
 	a->recovered = atomic_load_explicit(&h->stats.recovered, memory_order_relaxed);
 	a->log_skipped_bytes = atomic_load_explicit(&h->stats.log_skipped, memory_order_relaxed);
+	a->log_compactions = (uint32_t)atomic_load_explicit(&h->stats.compactions,
+							    memory_order_relaxed);
 	if (h->persistent) {
 		uint64_t t = atomic_load_explicit(&h->log.tail, memory_order_relaxed);
 		a->log_bytes = t & ~MQ_LOG_BUSY;
@@ -851,7 +853,7 @@ IPCX_API int ipcx_mq_getattr(ipcx_mq *mq, ipcx_mq_attr *a)
 }
 
 int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t prio,
-			   uint64_t seq)
+			   uint64_t seq, uint64_t log_off)
 {
 	struct mq_hdr *h = mq->h;
 	uint64_t held = mq->bytes_limited ? atomic_load_explicit(&h->bytes_held,
@@ -875,6 +877,7 @@ int ipcx__mq_put_recovered(ipcx_mq *mq, const void *data, uint32_t len, uint32_t
 	s->seq = seq;
 	s->flags = 0;
 	s->sender = MQ_NONE;
+	s->log_off = log_off;
 	if (mq->bytes_limited)
 		atomic_store_explicit(&h->bytes_held, held + len, memory_order_relaxed);
 	ipcx__mq_busy(mq);

@@ -10,9 +10,6 @@
 
 #include "mq_internal.h"
 
-/* Compact an empty log once it has grown past this. */
-#define MQ_COMPACT_BYTES (16ull << 20)
-
 /* ---- token buckets (GCRA) -----------------------------------------------
  * A bucket is one theoretical arrival time (tat).  A unit of cost c may go
  * at `now` if (max(tat, now) - now) + c <= limit, where limit is the burst
@@ -467,9 +464,11 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
 	/* Batch mode: the send that completes a batch syncs it.  Should that
 	 * fail, the send reports -EIO although the message is queued. */
-	if (persistent && h->sync == IPCX_MQ_SYNC_BATCH)
-		return ipcx__mq_log_after_write(mq);
-	return 0;
+	if (!persistent)
+		return 0;
+	rc = h->sync == IPCX_MQ_SYNC_BATCH ? ipcx__mq_log_after_write(mq) : 0;
+	ipcx__mq_log_maybe_compact(mq); /* (removals alone grow the log too) */
+	return rc;
 unlog: {
 	/* Not acknowledged: the message goes away, and so does its record if
 	 * it reached the file (best effort: the log may be failing). */

@@ -554,41 +554,6 @@ bool ipcx__mq_readable(ipcx_mq *mq)
 	return false;
 }
 
-/* Copy n bytes (dst and src may be NULL when n is 0).  Messages of 8 to
- * 64 bytes without a call: two overlapping moves of 8, 16 or 32 bytes, as
- * libc's memcpy makes them, but inline (64-byte batch streams: about a
- * tenth faster). */
-static inline void copy_msg(void *dst, const void *src, size_t n)
-{
-	unsigned char *d = dst;
-	const unsigned char *p = src;
-	if (n > 64 || n < 8) {
-		if (n)
-			memcpy(d, p, n);
-		return;
-	}
-	uint64_t a, b;
-	if (n <= 16) {
-		memcpy(&a, p, 8);
-		memcpy(&b, p + n - 8, 8);
-		memcpy(d, &a, 8);
-		memcpy(d + n - 8, &b, 8);
-		return;
-	}
-	unsigned char x[32], y[32];
-	if (n <= 32) {
-		memcpy(x, p, 16);
-		memcpy(y, p + n - 16, 16);
-		memcpy(d, x, 16);
-		memcpy(d + n - 16, y, 16);
-		return;
-	}
-	memcpy(x, p, 32);
-	memcpy(y, p + n - 32, 32);
-	memcpy(d, x, 32);
-	memcpy(d + n - 32, y, 32);
-}
-
 /* ---- the copying paths of a plain mailbox ---------------------------------
  * A copying send or receive makes both its claims (two CASes, on lines only
  * its own side writes) before any store to a line the other side reads, so
@@ -661,7 +626,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	s->sender = MQ_NONE;
 	s->seq = seq;
 	if (len)
-		copy_msg(mq_buf(mq, i), buf, len);
+		mq_copy(mq_buf(mq, i), buf, len);
 	ipcx__mq_publish(mq, r, t, i);
 	ipcx__mq_idle(mq);
 	ipcx__mq_mark(mq, prio);
@@ -702,7 +667,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 		ipcx__mq_idle(mq);
 		return -EBADMSG;
 	}
-	copy_msg(buf, mq_buf(mq, i), len);
+	mq_copy(buf, mq_buf(mq, i), len);
 	m->len = len;
 	m->prio = p;
 	m->flags = s->flags;
@@ -831,35 +796,44 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 		return rc;
 	}
+	/* The records go where the file has room, or nowhere: a run whose
+	 * records cannot be written is not sent (its reservation is a hole). */
+	unsigned char *rec = ipcx__mq_log_at(mq, off, bytes), *recs[MQ_RUN_MAX];
+	uint32_t k = rec ? (uint32_t)kf : 0, sizes[MQ_RUN_MAX];
 	/* After the reservation, as in commit_slot (a rewind either waited
 	 * for our records or came before them and before these numbers). */
-	uint64_t seq = atomic_fetch_add_explicit(&h->seq_next, (uint64_t)kf, memory_order_relaxed);
-	uint32_t k = 0;
-	for (; k < (uint32_t)kf; k++) {
-		const ipcx_mq_vec *m = &v[k];
-		uint32_t i = slots[k];
+	uint64_t seq = k ? atomic_fetch_add_explicit(&h->seq_next, (uint64_t)k,
+						     memory_order_relaxed)
+			 : 0;
+	uint32_t epoch = ipcx__mq_log_epoch(mq);
+	for (uint32_t j = 0; j < k; j++) {
+		const ipcx_mq_vec *m = &v[j];
+		uint32_t i = slots[j], len = (uint32_t)m->len;
 		struct mq_slot *s = mq_slot(mq, i);
-		s->len = (uint32_t)m->len;
+		s->len = len;
 		s->prio = prio;
 		s->flags = 0;
 		s->sender = MQ_NONE;
-		s->seq = seq + k;
+		s->seq = seq + j;
+		s->log_off = (uint64_t)(rec - mq->log_map);
 		/* release: a reclaimer that sees COMMITTING sees the seq it owes a
 		 * removal for */
 		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_COMMITTING, mq->idx, 0, 0),
 				      memory_order_release);
-		if (m->len)
-			memcpy(mq_buf(mq, i), m->buf, m->len);
-		if (ipcx__mq_log_put(mq, i, seq + k, off))
-			break; /* the mapping refuses it: send what is logged */
-		off += ipcx__mq_rec_size((uint32_t)m->len);
+		/* Both copies from the caller's buffer, which is in cache. */
+		mq_copy(mq_buf(mq, i), m->buf, len);
+		recs[j] = rec;
+		sizes[j] = (uint32_t)mq_rec_write(rec, seq + j, prio, m->buf, len, epoch);
+		rec += sizes[j];
 	}
+	ipcx__mq_rec_seal(recs, sizes, k);
 	ipcx__mq_log_written(mq);
-	/* Unlogged ones (their records are holes) are not sent. */
-	for (uint32_t j = k; j < (uint32_t)kf; j++)
-		refree(mq, slots[j]);
-	if (!k)
+	if (!k) {
+		for (uint32_t j = 0; j < (uint32_t)kf; j++)
+			refree(mq, slots[j]);
+		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 		return -EBADMSG;
+	}
 	uint64_t t, vl;
 	ipcx__mq_busy(mq);
 	int kl = claim_pos(mq, r, true, &t, &vl, 0, k, NULL, NULL);
@@ -878,12 +852,11 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 	ipcx__mq_idle(mq);
 	ipcx__mq_mark(mq, prio);
 	ipcx__wake(&h->ne.seq, &h->ne.sleepers);
-	if (k < (uint32_t)kf)
-		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 	/* Sync batch: the run that completes a batch syncs it.  Should that
 	 * fail, the run is not acknowledged although queued (as a single send
 	 * reports -EIO), and the log is marked failed. */
 	int src = ipcx__mq_log_after_writes(mq, k);
+	ipcx__mq_log_maybe_compact(mq);
 	return src ? src : (int)k;
 }
 
@@ -948,7 +921,7 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 			s->sender = MQ_NONE;
 			s->seq = ((hf + j) & MQ_POS_MASK) + 1; /* as in fast_send */
 			if (m->len)
-				copy_msg(mq_buf(mq, slots[j]), m->buf, m->len);
+				mq_copy(mq_buf(mq, slots[j]), m->buf, m->len);
 		}
 		/* The run is published when it is all written. */
 		publish_run(&gl, t, slots, k);
@@ -996,22 +969,36 @@ static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t 
 }
 
 /* Log the removal of n taken slots of level p (popped from position h
- * on), which become RELEASING first.  0 or the log's error. */
+ * on), which become RELEASING first: one record for each run of
+ * consecutive sequence numbers (a sender's run is numbered so).  0 or the
+ * log's error. */
 static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const uint32_t *slots,
 				      uint32_t n)
 {
-	uint64_t off;
-	for (uint32_t j = 0; j < n; j++)
+	uint64_t seqs[MQ_RUN_MAX], off;
+	uint32_t nr = 0;
+	for (uint32_t j = 0; j < n; j++) {
 		/* release: as in ipcx__mq_pop */
 		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_RELEASING, mq->idx, p, h + j),
 				      memory_order_release);
-	int rc = ipcx__mq_log_reserve_run(mq, (uint64_t)n * MQ_REC_HDR, false, &off);
+		seqs[j] = mq_slot(mq, slots[j])->seq; /* read once: the record names it */
+		nr += !j || seqs[j] != seqs[j - 1] + 1;
+	}
+	int rc = ipcx__mq_log_reserve_run(mq, (uint64_t)nr * MQ_REC_HDR, false, &off);
 	if (rc)
 		return rc;
-	for (uint32_t j = 0; j < n && !rc; j++)
-		rc = ipcx__mq_log_del(mq, mq_slot(mq, slots[j])->seq, off + (uint64_t)j * MQ_REC_HDR);
+	unsigned char *rec = ipcx__mq_log_at(mq, off, (uint64_t)nr * MQ_REC_HDR);
+	uint32_t epoch = ipcx__mq_log_epoch(mq);
+	for (uint32_t j = 0; rec && j < n;) {
+		uint32_t run = 1;
+		while (j + run < n && seqs[j + run] == seqs[j] + run)
+			run++;
+		ipcx__mq_rec_del(rec, seqs[j], run, epoch);
+		rec += MQ_REC_HDR;
+		j += run;
+	}
 	ipcx__mq_log_written(mq);
-	return rc;
+	return rec ? 0 : -EBADMSG;
 }
 
 int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
@@ -1065,7 +1052,7 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 		/* Read once: checked at the claim, but the memory is shared. */
 		uint32_t len = s->len;
 		if (len <= m->cap && len <= max_msg) { /* else damaged: dropped */
-			copy_msg(m->buf, mq_buf(mq, slots[j]), len);
+			mq_copy(m->buf, mq_buf(mq, slots[j]), len);
 			m->len = len;
 			m->prio = p;
 			m->flags = 0; /* redelivered messages wait in the redo list, not here */

@@ -12,3 +12,4 @@ struct ipcx__mq_sys ipcx__mq_sys = {
 };
 
 uint64_t ipcx__mq_log_chunk = 4u << 20;
+uint64_t ipcx__mq_compact_bytes;

@@ -21,6 +21,8 @@ struct ipcx__mq_sys {
 
 /* Bytes the log file grows by at a time (tests make it small). */
 IPCX_HIDDEN extern uint64_t ipcx__mq_log_chunk;
+/* Tests: compact the log past this many bytes (0: the mailbox's default). */
+IPCX_HIDDEN extern uint64_t ipcx__mq_compact_bytes;
 
 IPCX_HIDDEN extern struct ipcx__mq_sys ipcx__mq_sys;
 

@@ -65,12 +65,39 @@ static void test_agree_and_chain(void **st)
 	assert_int_not_equal(ipcx__crc32c(0, buf, 4096), before);
 }
 
+/* Four chains at once equal four calls, from any starting values, at every
+ * length and alignment. */
+static void test_four(void **st)
+{
+	(void)st;
+	static unsigned char buf[4][600];
+	uint32_t x = 99;
+	for (int k = 0; k < 4; k++)
+		for (size_t i = 0; i < sizeof buf[k]; i++) {
+			x = x * 1103515245u + 12345u;
+			buf[k][i] = (unsigned char)(x >> 16);
+		}
+	for (size_t len = 0; len < 300; len += 5)
+		for (size_t off = 0; off < 8; off += 3) {
+			uint32_t c[4] = { 0, 7, 0xffffffffu, 12345 }, want[4];
+			const void *q[4];
+			for (int k = 0; k < 4; k++) {
+				q[k] = buf[k] + off + (size_t)k;
+				want[k] = ipcx__crc32c(c[k], q[k], len);
+			}
+			ipcx__crc32c_4(c, q, len);
+			for (int k = 0; k < 4; k++)
+				assert_int_equal(c[k], want[k]);
+		}
+}
+
 int main(void)
 {
 	t_watchdog(30);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_agree_and_chain),
+		cmocka_unit_test(test_four),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

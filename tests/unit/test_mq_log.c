@@ -26,11 +26,7 @@ static const char *dir;
 
 static const char *logpath(const char *tag)
 {
-	static char buf[8][4600];
-	static unsigned n;
-	char *b = buf[n++ % 8];
-	snprintf(b, sizeof buf[0], "%s/%s.log", dir, tag);
-	return b;
+	return t_durable_log(dir, tag);
 }
 
 static ipcx_mq *plog(const char *name, const char *path, uint32_t sync, int expect)
@@ -203,6 +199,14 @@ static int f_fallocate(int fd, off_t off, off_t len)
 		return fail_errno;
 	return posix_fallocate(fd, off, len);
 }
+static ssize_t f_pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	if (++calls == fail_at) {
+		errno = fail_errno;
+		return -1;
+	}
+	return pwritev(fd, iov, n, off);
+}
 static int f_ftruncate(int fd, off_t len)
 {
 	if (++calls == fail_at) {
@@ -214,11 +218,16 @@ static int f_ftruncate(int fd, off_t len)
 
 /* Fail the Nth call of one kind, for every N a short workload reaches; after
  * "power loss" every acknowledged message, and no released one, is there.
- * batch: the workload sends batches of 3 and receives batches of 2. */
+ * batch: the workload sends batches of 3 and receives batches of 2.  The log
+ * is compacted every few messages, so that the faults meet compactions
+ * (their growth, syncs and header writes) too. */
 static void inject(int which, int err, uint32_t sync, bool batch)
 {
 	struct ipcx__mq_sys saved = ipcx__mq_sys;
-	for (fail_at = 1; fail_at <= 24; fail_at++) {
+	uint64_t saved_compact = ipcx__mq_compact_bytes;
+	ipcx__mq_compact_bytes = 256;
+	uint64_t compactions = 0;
+	for (fail_at = 1; fail_at <= 40; fail_at++) {
 		const char *name = t_name("fi"), *path = logpath(name);
 		ipcx_mq *mq = plog(name, path, sync, 0);
 		calls = 0;
@@ -227,6 +236,8 @@ static void inject(int which, int err, uint32_t sync, bool batch)
 			ipcx__mq_sys.fallocate = f_fallocate;
 		else if (which == 1)
 			ipcx__mq_sys.fdatasync = f_fdatasync;
+		else if (which == 2)
+			ipcx__mq_sys.pwritev = f_pwritev;
 		bool acked[16] = { 0 }, gone[16] = { 0 };
 		int failures = 0;
 		for (unsigned i = 0, step = 0; i < 16; step++) {
@@ -276,6 +287,7 @@ static void inject(int which, int err, uint32_t sync, bool batch)
 		assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 		if (which == 1 && failures)
 			assert_int_equal(at.log_failed, 1); /* sticky after a failed sync */
+		compactions += at.log_compactions;
 		(void)ipcx_mq_close(mq);
 		assert_int_equal(ipcx_mq_unlink(name), 0);
 		mq = plog(name, path, sync, 0);
@@ -298,6 +310,8 @@ static void inject(int which, int err, uint32_t sync, bool batch)
 		unlink(path);
 	}
 	ipcx__mq_sys = saved;
+	ipcx__mq_compact_bytes = saved_compact;
+	assert_true(compactions >= 40); /* the faults did meet compactions */
 }
 
 /* The log grows 256 bytes at a time here, so that the workload meets many
@@ -321,6 +335,16 @@ static void test_eio_sync(void **st)
 		inject(1, EIO, IPCX_MQ_SYNC_ALWAYS, batch);
 		inject(1, EIO, IPCX_MQ_SYNC_BATCH, batch);
 		inject(1, ENOSPC, IPCX_MQ_SYNC_ALWAYS, batch);
+	}
+}
+
+/* The log's header is written (pwritev) only by compactions. */
+static void test_eio_header(void **st)
+{
+	(void)st;
+	for (int batch = 0; batch < 2; batch++) {
+		inject(2, EIO, IPCX_MQ_SYNC_NONE, batch);
+		inject(2, ENOSPC, IPCX_MQ_SYNC_ALWAYS, batch);
 	}
 }
 
@@ -363,7 +387,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recover),	       cmocka_unit_test(test_torn_and_corrupt),
 		cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_enospc_growth),
-		cmocka_unit_test(test_eio_sync),       cmocka_unit_test(test_truncate_fail),
+		cmocka_unit_test(test_eio_sync),       cmocka_unit_test(test_eio_header),
+		cmocka_unit_test(test_truncate_fail),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	t_rmdir_all(dir);

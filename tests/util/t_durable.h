@@ -27,6 +27,16 @@ static inline const char *t_durable_dir(void)
 	return NULL;
 }
 
+/* dir/tag.log, in one of 8 buffers used in turn. */
+static inline const char *t_durable_log(const char *dir, const char *tag)
+{
+	static char buf[8][4600];
+	static unsigned n;
+	char *b = buf[n++ % 8];
+	snprintf(b, sizeof buf[0], "%s/%s.log", dir, tag);
+	return b;
+}
+
 /* Remove dir and the files in it. */
 static inline void t_rmdir_all(const char *dir)
 {
