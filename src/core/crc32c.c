@@ -127,24 +127,28 @@ uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len)
 	return ~f(~crc, buf, len);
 }
 
-void ipcx__crc32c_4(uint32_t crc[4], const void *const buf[4], size_t len)
+void ipcx__crc32c_n(const void *const *buf, const uint32_t *len, uint32_t *crc, uint32_t n)
 {
 	crc_fn f = atomic_load_explicit(&impl, memory_order_acquire); /* as above */
 	if (!f) {
 		pthread_once(&once, pick);
 		f = atomic_load_explicit(&impl, memory_order_acquire);
 	}
+	uint32_t j = 0;
 #if defined(__x86_64__)
-	if (f == crc_hw) {
-		uint32_t c[4] = { ~crc[0], ~crc[1], ~crc[2], ~crc[3] };
-		crc_hw4(c, (const unsigned char *const *)buf, len);
+	for (; f == crc_hw && j + 4 <= n; j += 4) {
+		uint32_t c[4] = { ~0u, ~0u, ~0u, ~0u }, m = len[j];
+		for (int k = 1; k < 4; k++)
+			m = len[j + k] < m ? len[j + k] : m;
+		crc_hw4(c, (const unsigned char *const *)buf + j, m);
 		for (int k = 0; k < 4; k++)
-			crc[k] = ~c[k];
-		return;
+			crc[j + k] = ~(len[j + k] == m ? c[k]
+						   : f(c[k], (const unsigned char *)buf[j + k] + m,
+						       len[j + k] - m));
 	}
 #endif
-	for (int k = 0; k < 4; k++)
-		crc[k] = ~f(~crc[k], buf[k], len);
+	for (; j < n; j++)
+		crc[j] = ~f(~0u, buf[j], len[j]);
 }
 
 uint32_t ipcx__crc32c_sw(uint32_t crc, const void *buf, size_t len)

@@ -177,9 +177,10 @@ IPCX_HIDDEN int ipcx__shm_path(const char *name, char *buf, size_t len);
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU offers it. */
 IPCX_HIDDEN uint32_t ipcx__crc32c(uint32_t crc, const void *buf, size_t len);
-/* crc[k] = ipcx__crc32c(crc[k], buf[k], len) for k < 4, at once (four
- * independent chains: about the time of one). */
-IPCX_HIDDEN void ipcx__crc32c_4(uint32_t crc[4], const void *const buf[4], size_t len);
+/* crc[j] = ipcx__crc32c(0, buf[j], len[j]) for j < n, four at a time (four
+ * independent chains take about the time of one). */
+IPCX_HIDDEN void ipcx__crc32c_n(const void *const *buf, const uint32_t *len, uint32_t *crc,
+				uint32_t n);
 /* The portable table implementation, whatever the CPU (for tests). */
 IPCX_HIDDEN uint32_t ipcx__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 

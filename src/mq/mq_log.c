@@ -235,23 +235,13 @@ static void store_crc(unsigned char *p, uint32_t crc)
  * the file holds and written last; a run's, four records at a time. */
 void ipcx__mq_rec_seal(unsigned char *const *rec, const uint32_t *rs, uint32_t n)
 {
-	uint32_t j = 0;
-	for (; j + 4 <= n; j += 4) {
-		uint32_t c[4] = { 0, 0, 0, 0 }, m = rs[j];
-		const void *q[4];
-		for (int k = 0; k < 4; k++) {
-			q[k] = rec[j + k];
-			if (rs[j + k] < m)
-				m = rs[j + k];
-		}
-		ipcx__crc32c_4(c, q, m);
-		for (int k = 0; k < 4; k++)
-			store_crc(rec[j + k], rs[j + k] == m ? c[k]
-							     : ipcx__crc32c(c[k], rec[j + k] + m,
-									    rs[j + k] - m));
+	uint32_t crc[MQ_RUN_MAX];
+	for (uint32_t j = 0; j < n; j += MQ_RUN_MAX) {
+		uint32_t k = n - j < MQ_RUN_MAX ? n - j : MQ_RUN_MAX;
+		ipcx__crc32c_n((const void *const *)(rec + j), rs + j, crc, k);
+		for (uint32_t i = 0; i < k; i++)
+			store_crc(rec[j + i], crc[i]);
 	}
-	for (; j < n; j++)
-		store_crc(rec[j], ipcx__crc32c(0, rec[j], rs[j]));
 }
 
 uint64_t ipcx__mq_rec_put(unsigned char *p, uint64_t seq, uint32_t prio, const void *data,
