@@ -255,10 +255,10 @@ int cli_mq_stat(int argc, char **argv, const char *name)
 		printf("}");
 		if (a.persistent)
 			printf(",\"log\":\"%s\",\"sync\":\"%s\",\"log_bytes\":%llu,\"recovered\":%llu,"
-			       "\"log_skipped_bytes\":%llu,\"log_failed\":%u",
+			       "\"log_skipped_bytes\":%llu,\"log_failed\":%u,\"log_compactions\":%u",
 			       a.log_path, sync[a.sync % 3], (unsigned long long)a.log_bytes,
 			       (unsigned long long)a.recovered, (unsigned long long)a.log_skipped_bytes,
-			       a.log_failed);
+			       a.log_failed, a.log_compactions);
 		printf("}\n");
 		return CLI_OK;
 	}
@@ -283,9 +283,10 @@ int cli_mq_stat(int argc, char **argv, const char *name)
 		}
 	printf("%s\n", any ? "" : " (empty)");
 	if (a.persistent)
-		printf("log:         %s (sync %s), %llu bytes%s\nrecovered:   %llu messages, "
-		       "%llu bytes of torn or corrupt records cut\n",
+		printf("log:         %s (sync %s), %llu bytes, compacted %u times%s\n"
+		       "recovered:   %llu messages, %llu bytes of torn or corrupt records cut\n",
 		       a.log_path, sync[a.sync % 3], (unsigned long long)a.log_bytes,
+		       a.log_compactions,
 		       a.log_failed ? ", FAILED (an fdatasync failed: sends are refused)" : "",
 		       (unsigned long long)a.recovered, (unsigned long long)a.log_skipped_bytes);
 	return CLI_OK;
