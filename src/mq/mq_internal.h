@@ -64,7 +64,7 @@ static inline uint32_t mq_w_level(uint64_t w) { return (uint32_t)(w >> MQ_POS_BI
 static inline uint64_t mq_w_pos(uint64_t w) { return w & MQ_POS_MASK; }
 
 struct mq_slot {
-	uint64_t log_off; /* persistent: offset of its record (a hint for compaction) */
+	uint64_t log_off; /* persistent: offset of its record, 0 none yet (compaction) */
 	uint32_t len;    /* loaned or message length */
 	uint32_t prio;
 	uint32_t flags;  /* IPCX_MQ_REDELIVERED */

@@ -518,11 +518,17 @@ static int compact(ipcx_mq *mq, uint64_t t, uint64_t floor, uint32_t epoch, uint
 	 * reservation) nor shrink (a removal is logged first): their slots
 	 * are stable, although receivers may take them meanwhile. */
 	for (uint32_t i = 0; i < depth; i++) {
-		/* relaxed: live states only move among themselves now */
-		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_relaxed);
+		/* acquire: live states only move among themselves now; the fields
+		 * of a loan its owner set before it became COMMITTING */
+		uint64_t w = atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire);
 		const struct mq_slot *s = mq_slot(mq, i);
-		uint32_t len = s->len;
-		if (!live_state(mq_w_state(w)) || len > mq->max_msg || s->prio >= IPCX_MQ_PRIO_LEVELS)
+		uint32_t len = s->len, st = mq_w_state(w);
+		/* A loan being committed or cancelled is COMMITTING before it
+		 * reserves its record (log_off still 0 from the loan): it has no
+		 * record to keep, and writes it after us if it goes on. */
+		if (!live_state(st) || (st == S_COMMITTING && !s->log_off))
+			continue;
+		if (len > mq->max_msg || s->prio >= IPCX_MQ_PRIO_LEVELS)
 			continue; /* (a damaged one is not kept) */
 		live[n] = i;
 		lens[n++] = len;
@@ -628,7 +634,8 @@ void ipcx__mq_log_repair(ipcx_mq *mq)
 	 * where they went is not known.  Compact again, after anything it can
 	 * have written: a new epoch, every record in the right place.  Should
 	 * that fail, keep the file's epoch, put the tail after its copies and
-	 * forget the slots' record offsets (the next compaction appends). */
+	 * have the slots' record offsets say "from the start" (the next
+	 * compaction appends). */
 	struct log_hdr hd;
 	uint32_t cur = atomic_load_explicit(&h->log.epoch, memory_order_relaxed);
 	uint32_t file = mq->log_fd >= 0 && !read_hdr(mq->log_fd, &hd) ? hd.epoch : cur + 1;
@@ -639,8 +646,9 @@ void ipcx__mq_log_repair(ipcx_mq *mq)
 			to = t; /* nothing switched: its copies (if any) are dead */
 	} else {
 		atomic_store_explicit(&h->log.epoch, file, memory_order_relaxed);
-		for (uint32_t i = 0; i < mq->depth; i++)
-			mq_slot(mq, i)->log_off = 0;
+		for (uint32_t i = 0; i < mq->depth; i++) /* somewhere from the start */
+			if (mq_slot(mq, i)->log_off)
+				mq_slot(mq, i)->log_off = MQ_LOG_HDR;
 	}
 	atomic_store_explicit(&h->log.tail, to, memory_order_relaxed);
 }

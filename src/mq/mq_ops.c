@@ -271,6 +271,7 @@ static int reserve(void *arg)
 	}
 	struct mq_slot *s = mq_slot(mq, c->slot);
 	s->len = c->len;
+	s->log_off = 0; /* no record yet (see compact in mq_log.c) */
 	if (mq->shaping && (r = shape(c)) != 0) {
 		free_slot(mq, c->slot); /* not a cancel: the send did not happen yet */
 		return r;
