@@ -20,7 +20,7 @@
  *
  * The robust priority-inheriting mutex `lock` guards only what is rare: the
  * attach table, token buckets, the redelivered messages, growing and
- * rewinding the log, and the reclaiming of dead owners.  mq_state holds the
+ * compacting the log, and the reclaiming of dead owners.  mq_state holds the
  * fields it guards.
  */
 #ifndef IPCX_MQ_INTERNAL_H

@@ -321,11 +321,12 @@ static _Atomic uint32_t *inflight(ipcx_mq *mq)
 
 /*
  * Reserve `bytes` at the log's tail with `room` more bytes allocated after
- * them.  Lock-free unless the file must grow (or is being rewound, which
+ * them.  Lock-free unless the file must grow (or is being compacted, which
  * holds the lock with MQ_LOG_BUSY set in the tail).  The record counts in
  * our entry's inflight from before the reservation until it is written, so
- * a rewind (which sets MQ_LOG_BUSY, then reads every inflight) never
- * happens under a record being written.  locked: the caller holds the lock.
+ * a compaction (which sets MQ_LOG_BUSY, then waits for every inflight to
+ * drain) never happens under a record being written; while we wait for the
+ * lock we are not counted.  locked: the caller holds the lock.
  */
 static int reserve(ipcx_mq *mq, uint64_t bytes, uint64_t room, bool locked, uint64_t *off)
 {

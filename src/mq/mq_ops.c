@@ -416,9 +416,9 @@ static int commit_slot(ipcx_mq *mq, uint32_t i, uint64_t w, const void *buf, siz
 			drop_loan(mq, i); /* no room in the log: the message is not sent */
 			return rc;
 		}
-		/* After the reservation: a rewind of the log (which makes the next
-		 * number its seq_base) either waited for our record, or came
-		 * before it and before this number. */
+		/* After the reservation: a compaction of the log (which makes
+		 * the next number its seq_base) either waits for our record, or
+		 * came before it and before this number. */
 		s->seq = atomic_fetch_add_explicit(&h->seq_next, 1, memory_order_relaxed);
 		/* release: a reclaimer that sees COMMITTING sees the seq it owes
 		 * a removal for */

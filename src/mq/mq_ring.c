@@ -800,7 +800,7 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 	 * records cannot be written is not sent (its reservation is a hole). */
 	unsigned char *rec = ipcx__mq_log_at(mq, off, bytes), *recs[MQ_RUN_MAX];
 	uint32_t k = rec ? (uint32_t)kf : 0, sizes[MQ_RUN_MAX];
-	/* After the reservation, as in commit_slot (a rewind either waited
+	/* After the reservation, as in commit_slot (a compaction either waits
 	 * for our records or came before them and before these numbers). */
 	uint64_t seq = k ? atomic_fetch_add_explicit(&h->seq_next, (uint64_t)k,
 						     memory_order_relaxed)
