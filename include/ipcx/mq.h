@@ -261,6 +261,24 @@ IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m);
 IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait);
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m);
 
+/*
+ * Zero-copy batches of receives: take up to n messages into m[0..n) (each
+ * as ipcx_mq_take fills it), waiting as the policy says for the first, then
+ * taking what is queued without waiting, the highest level first, as
+ * repeated ipcx_mq_take calls would.  Returns how many (1..n), or an error
+ * as ipcx_mq_take (-EINVAL also for n == 0 or n > IPCX_MQ_BATCH_MAX).  Each
+ * message stays valid until released, one by one or with
+ * ipcx_mq_release_batch (in any grouping and order); a taker that dies
+ * first has them redelivered (at-least-once, unlike the copying
+ * ipcx_mq_recv_batch).  In a mailbox without shaping, fair share or byte
+ * bound (and, with a log, not syncing always) runs of one level share
+ * their ring operations and, with a log, their removal records.
+ * ipcx_mq_release_batch releases m[0..n): 0, or the first error as
+ * ipcx_mq_release's (the other messages are released all the same).
+ */
+IPCX_API int ipcx_mq_take_batch(ipcx_mq *mq, ipcx_mq_msg *m, unsigned n, const ipcx_wait *wait);
+IPCX_API int ipcx_mq_release_batch(ipcx_mq *mq, ipcx_mq_msg *m, unsigned n);
+
 /* Attributes and counters: a snapshot read from the slots and counters,
  * not atomic with respect to concurrent sends and receives. */
 typedef struct ipcx_mq_attr {

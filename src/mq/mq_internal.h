@@ -357,6 +357,14 @@ IPCX_HIDDEN int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t 
 IPCX_HIDDEN int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n);
 IPCX_HIDDEN int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 					bool *too_long);
+/* Zero-copy runs: fast_take_many takes from level p into m[0..n) what is
+ * there at once (TAKEN, ours); how many (0: level p is empty), or
+ * -EBADMSG.  fast_release_many releases the n taken messages of m (each
+ * checked: one not held is left alone and makes it return -EINVAL): with
+ * a log, their removals are logged first (one record per run of
+ * consecutive numbers).  0, -EINVAL, or the log's error. */
+IPCX_HIDDEN int ipcx__mq_fast_take_many(ipcx_mq *mq, uint32_t p, ipcx_mq_msg *m, uint32_t n);
+IPCX_HIDDEN int ipcx__mq_fast_release_many(ipcx_mq *mq, ipcx_mq_msg *m, uint32_t n);
 /* Whether ring r looks non-empty. */
 IPCX_HIDDEN bool ipcx__mq_ring_busy(ipcx_mq *mq, uint32_t r);
 /* Mark level p non-empty (after a push). */

@@ -692,8 +692,12 @@ IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 	if (!mq || !m || !held(mq, m, S_TAKEN, &w))
 		return -EINVAL;
 	/* The CAS makes one of two racing calls on one message the winner; in
-	 * a persistent mailbox RELEASING also says a removal is owed. */
-	if (!ipcx__mq_own(mq, m->slot, w, S_RELEASING, &w))
+	 * a persistent mailbox RELEASING also says a removal is owed.  Under
+	 * the busy flag, as ipcx_mq_release_batch checks and marks. */
+	ipcx__mq_busy(mq);
+	bool won = ipcx__mq_own(mq, m->slot, w, S_RELEASING, &w);
+	ipcx__mq_idle(mq);
+	if (!won)
 		return -EINVAL;
 	int lrc = 0;
 	if (mq->h->persistent) {
@@ -709,6 +713,85 @@ IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 		ipcx__mq_log_maybe_compact(mq);
 	m->data = NULL;
 	return lrc;
+}
+
+struct zctx {
+	ipcx_mq *mq;
+	ipcx_mq_msg *m;
+	unsigned n;
+};
+
+/* Take into c->m what is queued now, without waiting.  > 0 how many, 0
+ * none, < 0 error (before any message). */
+static int take_now(void *arg)
+{
+	struct zctx *c = arg;
+	ipcx_mq *mq = c->mq;
+	unsigned got = 0;
+	/* relaxed: a hint; redelivered messages go the general way */
+	if (mq->runs && !atomic_load_explicit(&mq->h->bits.redo, memory_order_relaxed)) {
+		/* relaxed: where to look; the rings decide */
+		uint64_t b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+		while (b && got < c->n) {
+			uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
+			int r = ipcx__mq_fast_take_many(mq, p, c->m + got, c->n - got);
+			if (r < 0) {
+				if (got)
+					break;
+				return r;
+			}
+			if (r == 0) {
+				b &= ~(1ull << p);
+				continue;
+			}
+			got += (unsigned)r;
+			/* A higher level may have filled meanwhile: look again. */
+			b = atomic_load_explicit(&mq->h->bits.nonempty, memory_order_relaxed);
+		}
+		return (int)got;
+	}
+	for (; got < c->n; got++) {
+		struct tctx t = { mq, &c->m[got], SIZE_MAX, NULL, false, 0 };
+		int r = try_take(&t);
+		if (r <= 0) {
+			if (got)
+				break;
+			return r;
+		}
+	}
+	return (int)got;
+}
+
+IPCX_API int ipcx_mq_take_batch(ipcx_mq *mq, ipcx_mq_msg *m, unsigned n, const ipcx_wait *wait)
+{
+	if (!mq || !m || !n || n > IPCX_MQ_BATCH_MAX || (wait && wait->mode > IPCX_WAIT_NONBLOCK))
+		return -EINVAL;
+	add_role(mq, ROLE_RECV);
+	struct zctx c = { mq, m, n };
+	int rc = take_now(&c);
+	return rc == 0 ? wait_readable(mq, wait, take_now, &c) : rc;
+}
+
+IPCX_API int ipcx_mq_release_batch(ipcx_mq *mq, ipcx_mq_msg *m, unsigned n)
+{
+	if (!mq || (n && !m) || n > IPCX_MQ_BATCH_MAX)
+		return -EINVAL;
+	int rc = 0;
+	for (unsigned k = 0; k < n;) {
+		unsigned c = n - k < MQ_RUN_MAX ? n - k : MQ_RUN_MAX;
+		int r = 0;
+		if (mq->runs) {
+			r = ipcx__mq_fast_release_many(mq, m + k, c);
+		} else {
+			for (unsigned j = 0; j < c; j++) {
+				int x = ipcx_mq_release(mq, &m[k + j]);
+				r = r ? r : x;
+			}
+		}
+		rc = rc ? rc : r;
+		k += c;
+	}
+	return rc;
 }
 
 /* One copying receive into buf (cap bytes), m telling what it was: as

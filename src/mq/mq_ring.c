@@ -968,19 +968,14 @@ static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t 
 	publish_claimed(mq, MQ_RING_FREE, tf, slots, nf, n);
 }
 
-/* Log the removal of n taken slots of level p (popped from position h
- * on), which become RELEASING first: one record for each run of
- * consecutive sequence numbers (a sender's run is numbered so).  0 or the
- * log's error. */
-static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const uint32_t *slots,
-				      uint32_t n)
+/* Log the removals of n slots we hold RELEASING: one record for each run
+ * of consecutive sequence numbers (a sender's run is numbered so).  0 or
+ * the log's error. */
+static IPCX_NOINLINE int log_dels(ipcx_mq *mq, const uint32_t *slots, uint32_t n)
 {
 	uint64_t seqs[MQ_RUN_MAX], off;
 	uint32_t nr = 0;
 	for (uint32_t j = 0; j < n; j++) {
-		/* release: as in ipcx__mq_pop */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_RELEASING, mq->idx, p, h + j),
-				      memory_order_release);
 		seqs[j] = mq_slot(mq, slots[j])->seq; /* read once: the record names it */
 		nr += !j || seqs[j] != seqs[j - 1] + 1;
 	}
@@ -999,6 +994,18 @@ static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const
 	}
 	ipcx__mq_log_written(mq);
 	return rec ? 0 : -EBADMSG;
+}
+
+/* Log the removal of n taken slots of level p (popped from position h
+ * on), which become RELEASING first.  0 or the log's error. */
+static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const uint32_t *slots,
+				      uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++)
+		/* release: as in ipcx__mq_pop */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_RELEASING, mq->idx, p, h + j),
+				      memory_order_release);
+	return log_dels(mq, slots, n);
 }
 
 int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
@@ -1088,4 +1095,111 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 		ipcx__mq_log_maybe_compact(mq);
 	}
 	return got ? (int)got : -EBADMSG;
+}
+
+int ipcx__mq_fast_take_many(ipcx_mq *mq, uint32_t p, ipcx_mq_msg *m, uint32_t n)
+{
+	uint32_t r = MQ_RING_LEVEL(p);
+	const struct rv gl = rv_of(mq, r);
+	const uint32_t self = mq->idx, max_msg = mq->max_msg;
+	uint64_t h, vc, cells[MQ_RUN_MAX];
+	uint32_t slots[MQ_RUN_MAX];
+	int k;
+	if (n > MQ_RUN_MAX)
+		n = MQ_RUN_MAX;
+	prefetch_cell(mq, r, false);
+	ipcx__mq_busy(mq);
+	for (;;) {
+		k = claim_pos(mq, r, false, &h, &vc, UINT64_MAX, n, NULL, cells);
+		if (k <= 0 || !(vc & MQ_CELL_SKIP))
+			break;
+		release_cell(mq, r, h); /* a skip is a run of one */
+	}
+	if (k <= 0) {
+		ipcx__mq_idle(mq);
+		return k;
+	}
+	for (uint32_t j = 0; j < (uint32_t)k; j++) {
+		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
+		/* release: as in ipcx__mq_pop; a death from here on redelivers it */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_TAKEN, self, p, h + j),
+				      memory_order_release);
+	}
+	release_run(&gl, h, (uint32_t)k);
+	/* release: as in release_cell */
+	atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
+	uint32_t got = 0;
+	for (uint32_t j = 0; j < (uint32_t)k; j++) {
+		const struct mq_slot *s = mq_slot(mq, slots[j]);
+		/* Read once: the memory is shared. */
+		uint32_t len = s->len;
+		if (len > max_msg) { /* damaged: dropped */
+			(void)ipcx__mq_push(mq, MQ_RING_FREE, slots[j]);
+			continue;
+		}
+		m[got++] = (ipcx_mq_msg){ .data = mq_buf(mq, slots[j]),
+					  .len = len,
+					  .prio = p,
+					  .flags = s->flags,
+					  .seq = s->seq,
+					  .slot = slots[j],
+					  .gen = (uint32_t)((h + j) & MQ_POS_MASK) };
+	}
+	ipcx__mq_idle(mq);
+	return got ? (int)got : -EBADMSG;
+}
+
+int ipcx__mq_fast_release_many(ipcx_mq *mq, ipcx_mq_msg *m, uint32_t n)
+{
+	const bool logged = mq->h->persistent;
+	const uint32_t self = mq->idx;
+	uint32_t slots[MQ_RUN_MAX], k = 0;
+	int rc = 0;
+	if (n > MQ_RUN_MAX)
+		n = MQ_RUN_MAX;
+	/* Under our busy flag, no other thread of this handle can release a
+	 * message meanwhile (ipcx_mq_release makes its claim under it too), and
+	 * no other handle owns ours: each is checked and marked RELEASING
+	 * without an atomic read-modify-write, so a message named twice is
+	 * released once. */
+	ipcx__mq_busy(mq);
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t i = m[j].slot;
+		uint64_t w = i < mq->depth ? atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire)
+					   : 0; /* acquire: as in held() (mq_ops.c) */
+		if (i >= mq->depth || mq_w_state(w) != S_TAKEN || mq_w_owner(w) != (self & 127u) ||
+		    (uint32_t)mq_w_pos(w) != m[j].gen) {
+			rc = -EINVAL;
+			continue;
+		}
+		/* release: as in ipcx__mq_pop (a death from here on finishes the
+		 * release, and logs the removal owed) */
+		atomic_store_explicit(mq_wordp(mq, i),
+				      mq_word(S_RELEASING, self, mq_w_level(w), mq_w_pos(w)),
+				      memory_order_release);
+		slots[k++] = i;
+		m[j].data = NULL;
+	}
+	int lrc = 0;
+	if (logged && k) {
+		ipcx__mq_idle(mq); /* the log may take the lock: not while busy */
+		lrc = log_dels(mq, slots, k);
+		ipcx__mq_busy(mq);
+	}
+	if (k)
+		free_run(mq, slots, k);
+	struct mq_attach *e = me(mq);
+	/* relaxed (both): only this handle writes it, under its busy flag */
+	atomic_store_explicit(&e->received, atomic_load_explicit(&e->received, memory_order_relaxed) + k,
+			      memory_order_relaxed);
+	ipcx__mq_idle(mq);
+	if (!k)
+		return rc;
+	ipcx__wake(&mq->h->nf.seq, &mq->h->nf.sleepers);
+	if (logged) {
+		if (!lrc) /* a failed sync marks the log failed (as a single release) */
+			lrc = ipcx__mq_log_after_writes(mq, k);
+		ipcx__mq_log_maybe_compact(mq);
+	}
+	return rc ? rc : lrc;
 }

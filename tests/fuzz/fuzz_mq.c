@@ -105,6 +105,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			ipcx_mq_release(b, &t);
 		}
+		ipcx_mq_send_batch(b, v, 4, &nb);
+		ipcx_mq_msg tb[4];
+		got = ipcx_mq_take_batch(b, tb, 4, &nb);
+		for (int i = 0; i < got; i++)
+			if (tb[i].len > max || tb[i].prio >= IPCX_MQ_PRIO_LEVELS)
+				abort();
+		if (got > 0)
+			ipcx_mq_release_batch(b, tb, (unsigned)got);
 		ipcx_mq_getattr(b, &at);
 		ipcx_mq_close(b);
 	}

@@ -36,6 +36,8 @@ struct mq_state {
 	int persistent;
 	uint32_t sync;
 	int single;          /* stream one message per call */
+	int take;            /* stream: receive with take_batch/release_batch */
+	ipcx_mq_msg taken[BATCH_MAX]; /* the consumer's taken batch (next..count) */
 	/* A stream's batch (this process's): messages held back (producer),
 	 * or received and not yet handed out (consumer: next..count). */
 	ipcx_mq_vec vec[BATCH_MAX];
@@ -71,7 +73,7 @@ static void mq_teardown(void *state)
 }
 
 static int mq_setup_mode(const struct bench_case *c, void **state, char *why, size_t whylen,
-			 int persistent, uint32_t sync, int single)
+			 int persistent, uint32_t sync, int single, int take)
 {
 	static unsigned counter;
 	struct mq_state *s = calloc(1, sizeof *s);
@@ -80,6 +82,7 @@ static int mq_setup_mode(const struct bench_case *c, void **state, char *why, si
 	s->persistent = persistent;
 	s->sync = sync;
 	s->single = single;
+	s->take = take;
 	const char *dir = persistent ? log_dir() : NULL;
 	if (persistent && !dir) {
 		snprintf(why, whylen, "no real (non-tmpfs) file system for the log; "
@@ -193,6 +196,21 @@ static int mq_recv(void *state, struct bench_proc *p, unsigned *producer, uint64
 {
 	struct mq_state *s = state;
 	size_t size = p->c->size;
+	if (size <= SMALL && s->batch > 1 && s->take) {
+		if (s->next == s->count) {
+			/* The batch handed out is done with: release it, take the next. */
+			int rc = s->count ? ipcx_mq_release_batch(s->rx, s->taken, s->count) : 0;
+			s->count = s->next = 0;
+			if (rc)
+				return rc;
+			int n = ipcx_mq_take_batch(s->rx, s->taken, s->batch, NULL);
+			if (n < 0)
+				return n;
+			s->count = (unsigned)n;
+		}
+		const ipcx_mq_msg *m = &s->taken[s->next++];
+		return m->len == size ? bench_check(m->data, size, producer, seq) : -EBADMSG;
+	}
 	if (size <= SMALL && s->batch > 1) {
 		if (s->next == s->count) {
 			int n = ipcx_mq_recv_batch(s->rx, s->vec, s->batch, NULL);
@@ -224,6 +242,9 @@ static void mq_detach(void *state, struct bench_proc *p)
 {
 	(void)p;
 	struct mq_state *s = state;
+	if (s->take && s->count)
+		(void)ipcx_mq_release_batch(s->rx, s->taken, s->count);
+	s->count = s->next = 0;
 	ipcx_mq_close(s->tx);
 	ipcx_mq_close(s->rx);
 	s->tx = s->rx = NULL;
@@ -231,16 +252,17 @@ static void mq_detach(void *state, struct bench_proc *p)
 	s->priv = NULL;
 }
 
-#define MQ_SETUP(fn, pers, sync, single)                                                     \
+#define MQ_SETUP(fn, pers, sync, single, take)                                               \
 	static int fn(const struct bench_case *c, void **state, char *why, size_t whylen)   \
 	{                                                                                    \
-		return mq_setup_mode(c, state, why, whylen, pers, sync, single);             \
+		return mq_setup_mode(c, state, why, whylen, pers, sync, single, take);       \
 	}
-MQ_SETUP(setup_mem, 0, IPCX_MQ_SYNC_NONE, 0)
-MQ_SETUP(setup_single, 0, IPCX_MQ_SYNC_NONE, 1)
-MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE, 0)
-MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH, 0)
-MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS, 0)
+MQ_SETUP(setup_mem, 0, IPCX_MQ_SYNC_NONE, 0, 0)
+MQ_SETUP(setup_take, 0, IPCX_MQ_SYNC_NONE, 0, 1)
+MQ_SETUP(setup_single, 0, IPCX_MQ_SYNC_NONE, 1, 0)
+MQ_SETUP(setup_none, 1, IPCX_MQ_SYNC_NONE, 0, 0)
+MQ_SETUP(setup_batch, 1, IPCX_MQ_SYNC_BATCH, 0, 0)
+MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS, 0, 0)
 
 /* In memory, a loaned message is the receiver's buffer; with a log its
  * payload is also written to the log (a copy). */
@@ -261,6 +283,8 @@ MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"(send_batch/recv_batch), ipcx-mq-single one call per message; above 1 KiB stamped "
 	"in place (loan/commit, take/release)",
 	SMALL + 1)
+MQ_MECH(mq_take, "ipcx-mq-take", 30, setup_take,
+	"ipcx-mq streaming into take_batch/release_batch (zero-copy receive)", 0, NULL, SMALL + 1)
 MQ_MECH(mq_single, "ipcx-mq-single", 31, setup_single,
 	"ipcx-mq streaming one send/recv call per message (no batches)", 1, NULL, SMALL + 1)
 MQ_MECH(mq_none, "ipcx-mq-persist-none", 32, setup_none,
