@@ -249,6 +249,20 @@ static inline unsigned char *mq_buf(const ipcx_mq *mq, uint32_t i)
 	return mq->buf_base + (size_t)i * mq->buf_pitch;
 }
 
+/* Whether this handle holds message m in `state` (its word then in *w). */
+static inline bool mq_held(const ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state, uint64_t *w)
+{
+	if (m->slot >= mq->depth)
+		return false;
+	/* acquire: pairs with the release that gave us the slot */
+	uint64_t x = atomic_load_explicit(mq_wordp(mq, m->slot), memory_order_acquire);
+	if (mq_w_state(x) != state || mq_w_owner(x) != (mq->idx & 127u) ||
+	    (uint32_t)mq_w_pos(x) != m->gen)
+		return false;
+	*w = x;
+	return true;
+}
+
 /* Copy n bytes (dst and src may be NULL when n is 0).  Messages of 8 to
  * 64 bytes without a call: two overlapping moves of 8, 16 or 32 bytes, as
  * libc's memcpy makes them, but inline (64-byte batch streams: about a
@@ -397,14 +411,11 @@ IPCX_HIDDEN void ipcx__mq_log_unmap(ipcx_mq *mq);
 IPCX_HIDDEN unsigned char *ipcx__mq_log_at(ipcx_mq *mq, uint64_t off, uint64_t len);
 /* The epoch records are written in: read after the reservation. */
 IPCX_HIDDEN uint32_t ipcx__mq_log_epoch(ipcx_mq *mq);
-/* Store a message record of data[0..len) at p (returns its size), or the
- * removal of seq .. seq + n - 1 (1 <= n <= MQ_DEL_RANGE_MAX). */
-IPCX_HIDDEN uint64_t ipcx__mq_rec_put(unsigned char *p, uint64_t seq, uint32_t prio,
-				      const void *data, uint32_t len, uint32_t epoch);
+/* Store the removal of seq .. seq + n - 1 (1 <= n <= MQ_DEL_RANGE_MAX) at p. */
 IPCX_HIDDEN void ipcx__mq_rec_del(unsigned char *p, uint64_t seq, uint32_t n, uint32_t epoch);
-/* ipcx__mq_rec_put in two steps, for a run: store records with their CRCs
- * zero (mq_rec_write, below), then seal n of them (rec[j] of rs[j] bytes),
- * their CRCs computed several at a time. */
+/* Message records are stored with their CRCs zero (mq_rec_write, below),
+ * then sealed: n of them (rec[j] of rs[j] bytes), their CRCs computed
+ * several at a time. */
 IPCX_HIDDEN void ipcx__mq_rec_seal(unsigned char *const *rec, const uint32_t *rs, uint32_t n);
 #define MQ_REC_CRC 24u /* offset of a record's crc */
 
@@ -413,14 +424,25 @@ static inline uint64_t mq_rec_size(uint32_t len)
 	return ((uint64_t)MQ_REC_HDR + len + 7) & ~7ull;
 }
 
-/* A message record at p, its CRC zero (see mq_log.c for the layout).
- * Returns its size. */
+/* A record's header (a file format: see mq_log.c), then len payload bytes
+ * (a message's) and zeros to 8 bytes. */
+struct mq_rec {
+	uint32_t type;
+	uint32_t len;
+	uint64_t seq;
+	uint32_t arg;   /* PUT: priority; DEL: how many numbers after seq it removes too */
+	uint32_t epoch; /* version 2: as the header's when written (version 1: 0) */
+	uint32_t crc;
+	uint32_t reserved;
+};
+
+/* A message record at p, its CRC zero.  Returns its size. */
 static inline uint64_t mq_rec_write(unsigned char *p, uint64_t seq, uint32_t prio,
 				    const void *data, uint32_t len, uint32_t epoch)
 {
 	uint64_t rs = mq_rec_size(len), z = 0;
-	uint32_t h[8] = { MQ_REC_PUT, len, (uint32_t)seq, (uint32_t)(seq >> 32), prio, epoch, 0, 0 };
-	memcpy(p, h, sizeof h);
+	struct mq_rec r = { MQ_REC_PUT, len, seq, prio, epoch, 0, 0 };
+	memcpy(p, &r, sizeof r);
 	if (len & 7)
 		memcpy(p + rs - 8, &z, 8); /* the padding (the payload goes over the rest) */
 	mq_copy(p + MQ_REC_HDR, data, len);
@@ -434,10 +456,9 @@ IPCX_HIDDEN int ipcx__mq_log_sync(ipcx_mq *mq);
  * mode says. */
 IPCX_HIDDEN int ipcx__mq_log_after_write(ipcx_mq *mq);
 IPCX_HIDDEN int ipcx__mq_log_after_writes(ipcx_mq *mq, uint32_t records);
-/* Compact the log if the mailbox is empty and the log is long (takes the
- * lock; cheap to call when it is short). */
+/* Compact the log if it is long (takes the lock; cheap to call when it is
+ * short).  Not with the busy flag or the lock held. */
 IPCX_HIDDEN void ipcx__mq_log_maybe_compact(ipcx_mq *mq);
-IPCX_HIDDEN uint64_t ipcx__mq_rec_size(uint32_t len);
 /* Largest log file: each handle maps this much address space once. */
 #define MQ_LOG_WINDOW (16ull << 30)
 #define MQ_LOG_NONE UINT64_MAX

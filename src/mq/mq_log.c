@@ -56,23 +56,9 @@ struct log_hdr {
 };
 _Static_assert(sizeof(struct log_hdr) == MQ_LOG_HDR, "log header is a file format");
 
-struct log_rec {
-	uint32_t type;
-	uint32_t len;
-	uint64_t seq;
-	uint32_t arg; /* PUT: priority; DEL: how many numbers after seq it removes too */
-	uint32_t epoch; /* version 2: as the header's when written (version 1: 0) */
-	uint32_t crc;
-	uint32_t reserved;
-};
-_Static_assert(sizeof(struct log_rec) == MQ_REC_HDR, "record header is a file format");
+_Static_assert(sizeof(struct mq_rec) == MQ_REC_HDR, "record header is a file format");
+_Static_assert(offsetof(struct mq_rec, crc) == MQ_REC_CRC, "crc is where rec_crc skips it");
 
-_Static_assert(offsetof(struct log_rec, crc) == MQ_REC_CRC, "as mq_rec_write leaves it");
-
-uint64_t ipcx__mq_rec_size(uint32_t len)
-{
-	return mq_rec_size(len);
-}
 
 /* The CRC of the rs-byte record at p, its crc field taken as zero. */
 static uint32_t rec_crc(const unsigned char *p, uint64_t rs)
@@ -84,7 +70,7 @@ static uint32_t rec_crc(const unsigned char *p, uint64_t rs)
 }
 
 /* Version 1's. */
-static uint32_t rec_crc_v1(const struct log_rec *r, const void *payload, uint32_t len)
+static uint32_t rec_crc_v1(const struct mq_rec *r, const void *payload, uint32_t len)
 {
 	return ipcx__crc32c(ipcx__crc32c(0, r, 24), payload, len);
 }
@@ -244,8 +230,8 @@ void ipcx__mq_rec_seal(unsigned char *const *rec, const uint32_t *rs, uint32_t n
 	}
 }
 
-uint64_t ipcx__mq_rec_put(unsigned char *p, uint64_t seq, uint32_t prio, const void *data,
-			  uint32_t len, uint32_t epoch)
+static uint64_t rec_put(unsigned char *p, uint64_t seq, uint32_t prio, const void *data,
+		       uint32_t len, uint32_t epoch)
 {
 	uint32_t rs = (uint32_t)mq_rec_write(p, seq, prio, data, len, epoch);
 	ipcx__mq_rec_seal(&p, &rs, 1);
@@ -254,7 +240,7 @@ uint64_t ipcx__mq_rec_put(unsigned char *p, uint64_t seq, uint32_t prio, const v
 
 void ipcx__mq_rec_del(unsigned char *p, uint64_t seq, uint32_t n, uint32_t epoch)
 {
-	struct log_rec r = { MQ_REC_DEL, 0, seq, n - 1, epoch, 0, 0 };
+	struct mq_rec r = { MQ_REC_DEL, 0, seq, n - 1, epoch, 0, 0 };
 	memcpy(p, &r, sizeof r);
 	store_crc(p, ipcx__crc32c(0, p, MQ_REC_HDR));
 }
@@ -269,11 +255,11 @@ int ipcx__mq_log_put(ipcx_mq *mq, uint32_t slot, uint64_t seq, uint64_t off)
 {
 	struct mq_slot *s = mq_slot(mq, slot);
 	uint32_t len = s->len; /* checked by the caller (its own slot) */
-	unsigned char *p = ipcx__mq_log_at(mq, off, ipcx__mq_rec_size(len));
+	unsigned char *p = ipcx__mq_log_at(mq, off, mq_rec_size(len));
 	if (!p)
 		return -EBADMSG;
 	s->log_off = off;
-	ipcx__mq_rec_put(p, seq, s->prio, mq_buf(mq, slot), len, ipcx__mq_log_epoch(mq));
+	rec_put(p, seq, s->prio, mq_buf(mq, slot), len, ipcx__mq_log_epoch(mq));
 	return 0;
 }
 
@@ -392,7 +378,7 @@ int ipcx__mq_log_reserve_put(ipcx_mq *mq, uint32_t len, uint64_t *off)
 {
 	/* This record, and one removal record for every message that could
 	 * still need one (at most depth of them, this one included). */
-	return reserve(mq, ipcx__mq_rec_size(len), (uint64_t)mq->depth * MQ_REC_HDR, false, off);
+	return reserve(mq, mq_rec_size(len), (uint64_t)mq->depth * MQ_REC_HDR, false, off);
 }
 
 int ipcx__mq_log_reserve_run(ipcx_mq *mq, uint64_t bytes, bool puts, uint64_t *off)
@@ -452,7 +438,7 @@ int ipcx__mq_log_del_done(ipcx_mq *mq, uint64_t seq, uint64_t off)
 
 static uint64_t live_bound(const ipcx_mq *mq)
 {
-	uint64_t b = (uint64_t)mq->depth * ipcx__mq_rec_size(mq->max_msg);
+	uint64_t b = (uint64_t)mq->depth * mq_rec_size(mq->max_msg);
 	if (mq->bytes_limited) {
 		uint64_t c = mq->h->bytes_max + (uint64_t)mq->depth * (MQ_REC_HDR + 8);
 		if (c < b)
@@ -533,7 +519,7 @@ static int compact(ipcx_mq *mq, uint64_t t, uint64_t floor, uint32_t epoch, uint
 			continue; /* (a damaged one is not kept) */
 		live[n] = i;
 		lens[n++] = len;
-		bytes += ipcx__mq_rec_size(len);
+		bytes += mq_rec_size(len);
 		if (s->log_off < lowest)
 			lowest = s->log_off;
 	}
@@ -728,9 +714,9 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd,
 		goto out;
 	}
 	while (off + MQ_REC_HDR <= size) {
-		struct log_rec r;
+		struct mq_rec r;
 		memcpy(&r, map + off, sizeof r);
-		uint64_t rs = ipcx__mq_rec_size(r.len);
+		uint64_t rs = mq_rec_size(r.len);
 		bool ok = (r.type == MQ_REC_PUT && r.len <= IPCX_MQ_MSG_MAX &&
 			   r.arg < IPCX_MQ_PRIO_LEVELS) ||
 			  (r.type == MQ_REC_DEL && r.len == 0 && r.arg < MQ_DEL_RANGE_MAX);
@@ -796,7 +782,7 @@ static int recover(ipcx_mq *mq, int fd, uint64_t size, const struct log_hdr *hd,
 			continue;
 		if (k && puts[k].seq == puts[k - 1].seq)
 			continue;
-		struct log_rec r;
+		struct mq_rec r;
 		memcpy(&r, map + puts[k].off, sizeof r);
 		rc = ipcx__mq_put_recovered(mq, map + puts[k].off + MQ_REC_HDR, r.len, r.arg,
 					    r.seq, puts[k].off);

@@ -356,20 +356,6 @@ IPCX_API int ipcx_mq_loan(ipcx_mq *mq, ipcx_mq_msg *m, size_t len, unsigned prio
 	return acquire(mq, m, len, prio, wait);
 }
 
-/* The slot m names, if this handle holds it in `state`: its word in *w. */
-static bool held(ipcx_mq *mq, const ipcx_mq_msg *m, uint32_t state, uint64_t *w)
-{
-	if (m->slot >= mq->depth)
-		return false;
-	/* acquire: pairs with the release that gave us the slot */
-	uint64_t x = atomic_load_explicit(mq_wordp(mq, m->slot), memory_order_acquire);
-	if (mq_w_state(x) != state || mq_w_owner(x) != (mq->idx & 127u) ||
-	    (uint32_t)mq_w_pos(x) != m->gen)
-		return false;
-	*w = x;
-	return true;
-}
-
 /* A loan that will not be sent (ours, in any owned state). */
 static void drop_loan(ipcx_mq *mq, uint32_t i)
 {
@@ -380,7 +366,7 @@ static void drop_loan(ipcx_mq *mq, uint32_t i)
 IPCX_API int ipcx_mq_cancel(ipcx_mq *mq, ipcx_mq_msg *m)
 {
 	uint64_t w;
-	if (!mq || !m || !held(mq, m, S_LOANED, &w))
+	if (!mq || !m || !mq_held(mq, m, S_LOANED, &w))
 		return -EINVAL;
 	/* The CAS makes one of two racing calls on one message the winner. */
 	if (!ipcx__mq_own(mq, m->slot, w, S_COMMITTING, &w))
@@ -491,7 +477,7 @@ uncount:
 IPCX_API int ipcx_mq_commit(ipcx_mq *mq, ipcx_mq_msg *m)
 {
 	uint64_t w;
-	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS || !held(mq, m, S_LOANED, &w))
+	if (!mq || !m || m->prio >= IPCX_MQ_PRIO_LEVELS || !mq_held(mq, m, S_LOANED, &w))
 		return -EINVAL;
 	struct mq_slot *s = mq_slot(mq, m->slot);
 	if (m->len > s->len || m->len > mq->max_msg)
@@ -689,7 +675,7 @@ IPCX_API int ipcx_mq_take(ipcx_mq *mq, ipcx_mq_msg *m, const ipcx_wait *wait)
 IPCX_API int ipcx_mq_release(ipcx_mq *mq, ipcx_mq_msg *m)
 {
 	uint64_t w;
-	if (!mq || !m || !held(mq, m, S_TAKEN, &w))
+	if (!mq || !m || !mq_held(mq, m, S_TAKEN, &w))
 		return -EINVAL;
 	/* The CAS makes one of two racing calls on one message the winner; in
 	 * a persistent mailbox RELEASING also says a removal is owed.  Under

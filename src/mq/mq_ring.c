@@ -739,32 +739,50 @@ static void publish_claimed(ipcx_mq *mq, uint32_t r, uint64_t t, const uint32_t 
 			break;
 }
 
+/* Claim up to n full positions of ring r to pop (busy held), stepping
+ * over skips (a skip is a run of one, given back at once): as claim_pos. */
+static int claim_run(ipcx_mq *mq, uint32_t r, uint64_t maxlen, uint32_t n,
+		     const ipcx_mq_vec *caps, uint64_t *h, uint64_t *cells)
+{
+	uint64_t v;
+	for (;;) {
+		int k = claim_pos(mq, r, false, h, &v, maxlen, n, caps, cells);
+		if (k <= 0 || !(v & MQ_CELL_SKIP))
+			return k;
+		release_cell(mq, r, *h);
+	}
+}
+
+/* Make the k slots of a run popped from ring r at h ours (words `state`,
+ * level p, positions h + j; slots[] from cells[]), then give the cells
+ * back for the next lap and drop the claim's intent (busy held). */
+static void own_run(ipcx_mq *mq, uint32_t r, uint32_t state, uint32_t p, uint64_t h,
+		    const uint64_t *cells, uint32_t k, uint32_t *slots)
+{
+	const struct rv g = rv_of(mq, r);
+	for (uint32_t j = 0; j < k; j++) {
+		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
+		/* release: as in ipcx__mq_pop; a death from here on gives the
+		 * slot back (a loan) or redelivers its message (a take) */
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(state, mq->idx, p, h + j),
+				      memory_order_release);
+	}
+	release_run(&g, h, k);
+	/* release: the words before a reclaimer sees the run given back */
+	atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
+}
+
 /* Take up to n free slots as loans (S_LOANED: a death gives them back):
  * how many (slots[]), 0 none free, -EBADMSG. */
 static int loan_run(ipcx_mq *mq, uint32_t n, uint32_t *slots)
 {
-	const struct rv gf = rv_of(mq, MQ_RING_FREE);
-	uint64_t hf, vf, cells[MQ_RUN_MAX];
-	int kf;
+	uint64_t hf, cells[MQ_RUN_MAX];
 	ipcx__mq_busy(mq);
-	for (;;) {
-		kf = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, n, NULL, cells);
-		if (kf <= 0 || !(vf & MQ_CELL_SKIP))
-			break;
-		release_cell(mq, MQ_RING_FREE, hf); /* a skip is a run of one */
-	}
-	for (int j = 0; j < kf; j++) {
-		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
-		prefetch_slot(mq, slots[j]);
-		/* relaxed: ours alone until published (with a level cell) */
-		atomic_store_explicit(mq_wordp(mq, slots[j]),
-				      mq_word(S_LOANED, mq->idx, 0, hf + (uint32_t)j),
-				      memory_order_relaxed);
-	}
+	int kf = claim_run(mq, MQ_RING_FREE, UINT64_MAX, n, NULL, &hf, cells);
 	if (kf > 0) {
-		release_run(&gf, hf, (uint32_t)kf);
-		/* release: the words before a reclaimer sees the run given back */
-		atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
+		own_run(mq, MQ_RING_FREE, S_LOANED, 0, hf, cells, (uint32_t)kf, slots);
+		for (int j = 0; j < kf; j++)
+			prefetch_slot(mq, slots[j]);
 	}
 	ipcx__mq_idle(mq);
 	return kf;
@@ -788,7 +806,7 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		return kf;
 	uint64_t bytes = 0, off;
 	for (int j = 0; j < kf; j++)
-		bytes += ipcx__mq_rec_size((uint32_t)v[j].len);
+		bytes += mq_rec_size((uint32_t)v[j].len);
 	int rc = ipcx__mq_log_reserve_run(mq, bytes, true, &off);
 	if (rc) {
 		for (int j = 0; j < kf; j++)
@@ -1012,22 +1030,15 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 			    bool *too_long)
 {
 	uint32_t r = MQ_RING_LEVEL(p);
-	const struct rv gl = rv_of(mq, r);
 	const uint32_t self = mq->idx, max_msg = mq->max_msg;
 	const bool logged = mq->h->persistent;
-	uint64_t h, vc, cells[MQ_RUN_MAX];
-	int k;
+	uint64_t h, cells[MQ_RUN_MAX];
 	if (n > MQ_RUN_MAX)
 		n = MQ_RUN_MAX;
 	prefetch_cell(mq, r, false);
 	prefetch_cell(mq, MQ_RING_FREE, true);
 	ipcx__mq_busy(mq);
-	for (;;) {
-		k = claim_pos(mq, r, false, &h, &vc, v[0].cap, n, v, cells);
-		if (k <= 0 || !(vc & MQ_CELL_SKIP))
-			break;
-		release_cell(mq, r, h); /* a skip is a run of one */
-	}
+	int k = claim_run(mq, r, v[0].cap, n, v, &h, cells);
 	if (k <= 0) {
 		ipcx__mq_idle(mq);
 		*too_long = k == -EMSGSIZE;
@@ -1040,16 +1051,8 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	int kf = logged ? 0 : claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
 	uint32_t slots[MQ_RUN_MAX];
-	for (uint32_t j = 0; j < (uint32_t)k; j++) {
-		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
-		/* release: as in ipcx__mq_pop; a death from here on redelivers it */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_TAKEN, self, p, h + j),
-				      memory_order_release);
-	}
-	release_run(&gl, h, (uint32_t)k);
+	own_run(mq, r, S_TAKEN, p, h, cells, (uint32_t)k, slots);
 	struct mq_attach *e = me(mq);
-	/* release: as in release_cell */
-	atomic_store_explicit(&e->intent_pop, 0, memory_order_release);
 	if (logged)
 		ipcx__mq_idle(mq); /* the log may take the lock: not while busy */
 	uint32_t got = 0;
@@ -1100,34 +1103,19 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 int ipcx__mq_fast_take_many(ipcx_mq *mq, uint32_t p, ipcx_mq_msg *m, uint32_t n)
 {
 	uint32_t r = MQ_RING_LEVEL(p);
-	const struct rv gl = rv_of(mq, r);
-	const uint32_t self = mq->idx, max_msg = mq->max_msg;
-	uint64_t h, vc, cells[MQ_RUN_MAX];
+	const uint32_t max_msg = mq->max_msg;
+	uint64_t h, cells[MQ_RUN_MAX];
 	uint32_t slots[MQ_RUN_MAX];
-	int k;
 	if (n > MQ_RUN_MAX)
 		n = MQ_RUN_MAX;
 	prefetch_cell(mq, r, false);
 	ipcx__mq_busy(mq);
-	for (;;) {
-		k = claim_pos(mq, r, false, &h, &vc, UINT64_MAX, n, NULL, cells);
-		if (k <= 0 || !(vc & MQ_CELL_SKIP))
-			break;
-		release_cell(mq, r, h); /* a skip is a run of one */
-	}
+	int k = claim_run(mq, r, UINT64_MAX, n, NULL, &h, cells);
 	if (k <= 0) {
 		ipcx__mq_idle(mq);
 		return k;
 	}
-	for (uint32_t j = 0; j < (uint32_t)k; j++) {
-		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
-		/* release: as in ipcx__mq_pop; a death from here on redelivers it */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_TAKEN, self, p, h + j),
-				      memory_order_release);
-	}
-	release_run(&gl, h, (uint32_t)k);
-	/* release: as in release_cell */
-	atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
+	own_run(mq, r, S_TAKEN, p, h, cells, (uint32_t)k, slots);
 	uint32_t got = 0;
 	for (uint32_t j = 0; j < (uint32_t)k; j++) {
 		const struct mq_slot *s = mq_slot(mq, slots[j]);
@@ -1165,10 +1153,8 @@ int ipcx__mq_fast_release_many(ipcx_mq *mq, ipcx_mq_msg *m, uint32_t n)
 	ipcx__mq_busy(mq);
 	for (uint32_t j = 0; j < n; j++) {
 		uint32_t i = m[j].slot;
-		uint64_t w = i < mq->depth ? atomic_load_explicit(mq_wordp(mq, i), memory_order_acquire)
-					   : 0; /* acquire: as in held() (mq_ops.c) */
-		if (i >= mq->depth || mq_w_state(w) != S_TAKEN || mq_w_owner(w) != (self & 127u) ||
-		    (uint32_t)mq_w_pos(w) != m[j].gen) {
+		uint64_t w;
+		if (!mq_held(mq, &m[j], S_TAKEN, &w)) {
 			rc = -EINVAL;
 			continue;
 		}

@@ -343,7 +343,7 @@ static void put_rec(unsigned char *p, uint32_t type, uint64_t seq, uint32_t arg,
 		    const char *payload)
 {
 	uint32_t len = payload ? (uint32_t)strlen(payload) : 0;
-	memset(p, 0, ipcx__mq_rec_size(len));
+	memset(p, 0, mq_rec_size(len));
 	memcpy(p, &type, 4);
 	memcpy(p + 4, &len, 4);
 	memcpy(p + 8, &seq, 8);
@@ -373,16 +373,16 @@ static void test_v1_upgrade(void **st)
 	memcpy(f + 60, &crc, 4);
 	size_t off = MQ_LOG_HDR;
 	put_rec(f + off, MQ_REC_PUT, 10, 1, "message 1 .");
-	off += ipcx__mq_rec_size(11);
+	off += mq_rec_size(11);
 	put_rec(f + off, MQ_REC_PUT, 11, 1, "message 2 ..");
-	off += ipcx__mq_rec_size(12);
+	off += mq_rec_size(12);
 	put_rec(f + off, MQ_REC_DEL, 10, 0, NULL);
 	off += MQ_REC_HDR;
 	put_rec(f + off, MQ_REC_PUT, 12, 2, "message 3 ...");
-	off += ipcx__mq_rec_size(13);
+	off += mq_rec_size(13);
 	/* From before the rewind (seq below seq_base): dead. */
 	put_rec(f + off, MQ_REC_PUT, 4, 3, "message 4 ....");
-	off += ipcx__mq_rec_size(14);
+	off += mq_rec_size(14);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, f, off), (ssize_t)off);

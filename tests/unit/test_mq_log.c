@@ -115,15 +115,15 @@ static void test_torn_and_corrupt(void **st)
 	 * flip a byte in the payload of the second. */
 	assert_int_equal(truncate(path, (off_t)at.log_bytes - 3), 0);
 	int fd = open(path, O_RDWR);
-	uint64_t second = MQ_LOG_HDR + ipcx__mq_rec_size(9) + MQ_REC_HDR + 2;
+	uint64_t second = MQ_LOG_HDR + mq_rec_size(9) + MQ_REC_HDR + 2;
 	assert_int_equal(pwrite(fd, "X", 1, (off_t)second), 1);
 	close(fd);
 	mq = plog(name, path, IPCX_MQ_SYNC_NONE, 0);
 	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 	assert_int_equal(at.recovered, 4);
-	assert_true(at.log_skipped_bytes >= ipcx__mq_rec_size(9));
+	assert_true(at.log_skipped_bytes >= mq_rec_size(9));
 	/* The torn tail was cut: the next record goes where it began. */
-	assert_int_equal(at.log_bytes, MQ_LOG_HDR + 5 * ipcx__mq_rec_size(9));
+	assert_int_equal(at.log_bytes, MQ_LOG_HDR + 5 * mq_rec_size(9));
 	assert_int_equal(stat(path, &sb), 0);
 	assert_true((uint64_t)sb.st_size >= at.log_bytes);
 	unsigned prio, want[] = { 0, 2, 3, 4 };
@@ -132,7 +132,7 @@ static void test_torn_and_corrupt(void **st)
 	assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 	/* A hole of zeros in the middle (a writer that died) is skipped. */
 	send_n(mq, 10, 1, 2);
-	uint64_t hole = at.log_bytes + ipcx__mq_rec_size(10) + 64;
+	uint64_t hole = at.log_bytes + mq_rec_size(10) + 64;
 	atomic_store(&mq->h->log.tail, hole);
 	send_n(mq, 11, 1, 2);
 	mq = reboot(mq, name, path, IPCX_MQ_SYNC_NONE);
