@@ -366,11 +366,13 @@ IPCX_HIDDEN int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t 
  * slots and level positions are there at once (a run of one priority per
  * ring operation); returns how many (0: none could go at once), or
  * -EBADMSG.  fast_recv_many receives from level p into v[0..n) what is
- * there at once; returns how many (0: level p is empty, or its next
- * message is longer than v[0].cap: *too_long set), or -EBADMSG. */
+ * there at once (roomy: every v[k].cap is at least max_msg, so no message
+ * can be too long for its place); returns how many (0: level p is empty,
+ * or its next message is longer than v[0].cap: *too_long set), or
+ * -EBADMSG. */
 IPCX_HIDDEN int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n);
 IPCX_HIDDEN int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
-					bool *too_long);
+					bool roomy, bool *too_long);
 /* Zero-copy runs: fast_take_many takes from level p into m[0..n) what is
  * there at once (TAKEN, ours); how many (0: level p is empty), or
  * -EBADMSG.  fast_release_many releases the n taken messages of m (each

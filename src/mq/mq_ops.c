@@ -831,6 +831,7 @@ struct bctx {
 	const ipcx_mq_vec *out; /* send: the messages */
 	ipcx_mq_vec *in;        /* receive: where they go */
 	unsigned n;
+	bool roomy;             /* receive: every in[k].cap >= max_msg */
 };
 
 /* How many of v[0..n) are valid messages, from the first. */
@@ -906,7 +907,8 @@ static int recv_now(void *arg)
 		while (b && got < c->n) {
 			uint32_t p = 63u - (uint32_t)__builtin_clzll(b);
 			bool too_long;
-			int r = ipcx__mq_fast_recv_many(mq, p, v + got, c->n - got, &too_long);
+			int r = ipcx__mq_fast_recv_many(mq, p, v + got, c->n - got, c->roomy,
+							&too_long);
 			if (r < 0 || too_long) {
 				if (got)
 					break;
@@ -942,11 +944,14 @@ IPCX_API int ipcx_mq_recv_batch(ipcx_mq *mq, ipcx_mq_vec *v, unsigned n, const i
 {
 	if (!batch_args(mq, v, n, wait))
 		return -EINVAL;
-	for (unsigned k = 0; k < n; k++)
+	bool roomy = true;
+	for (unsigned k = 0; k < n; k++) {
 		if (v[k].cap && !v[k].buf)
 			return -EINVAL;
+		roomy &= v[k].cap >= mq->max_msg;
+	}
 	add_role(mq, ROLE_RECV);
-	struct bctx c = { mq, NULL, v, n };
+	struct bctx c = { mq, NULL, v, n, roomy };
 	int rc = recv_now(&c);
 	return rc == 0 ? wait_readable(mq, wait, recv_now, &c) : rc;
 }

@@ -87,6 +87,57 @@ static inline int64_t rv_lap_diff(const struct rv *g, uint64_t v, uint64_t pos)
 	return (int64_t)(d << (64 - MQ_LAP_BITS)) >> (64 - MQ_LAP_BITS);
 }
 
+/* A walk over consecutive positions of a ring: each one's cell and its lap
+ * bits (rv_empty), stepped with an add and a compare instead of computed
+ * afresh (a run's loops are most of a batch's instructions).  With spread
+ * cells the index is pos rotated right by 3 within log2 bits: +cap/8 from
+ * one position to the next, except from a position whose low 3 bits are
+ * all ones, after which it is the next line's first.  Either way the
+ * index reaches 0 exactly when the position does (the lap steps). */
+struct walk {
+	_Atomic uint64_t *cells;
+	uint64_t at;    /* the current cell's index */
+	uint64_t lap;   /* rv_empty of the current position */
+	uint64_t step;  /* index distance to the next position's cell, unless it wraps */
+	uint64_t cap;
+	uint64_t wrap;  /* after a wrap: the index's bits to keep */
+	uint64_t carry; /* after a wrap: 1 with spread cells (the next line), else 0 */
+};
+
+static inline struct walk walk_from(const struct rv *g, uint64_t pos)
+{
+	uint64_t cap = g->mask + 1;
+	return (struct walk){ g->cells,
+			      (uint64_t)(rv_cell(g, pos) - g->cells),
+			      rv_empty(g, pos),
+			      g->shift ? cap >> 3 : 1,
+			      cap,
+			      g->shift ? (cap >> 3) - 1 : g->mask,
+			      g->shift ? 1 : 0 };
+}
+
+static inline _Atomic uint64_t *walk_cell(const struct walk *w)
+{
+	return &w->cells[w->at];
+}
+
+static inline void walk_next(struct walk *w)
+{
+	uint64_t n = w->at + w->step;
+	if (ipcx__unlikely(n >= w->cap)) {
+		n = (n - w->cap + w->carry) & w->wrap;
+		if (!n) /* the position wrapped: a new lap */
+			w->lap = (w->lap + (1ull << 20)) & (MQ_LAP_MASK << 20);
+	}
+	w->at = n;
+}
+
+/* rv_empty of the current position's next lap, which a popper stores. */
+static inline uint64_t walk_next_lap(const struct walk *w)
+{
+	return (w->lap + (1ull << 20)) & (MQ_LAP_MASK << 20);
+}
+
 static inline uint64_t cell_empty(const ipcx_mq *mq, uint64_t pos)
 {
 	struct rv g = rv_of(mq, 0);
@@ -158,14 +209,72 @@ void ipcx__mq_idle(ipcx_mq *mq)
 	atomic_store_explicit(&mq->busy, 0, memory_order_release); /* see ipcx__mq_busy */
 }
 
+/* How long a run from position p (whose cell is ready) is: up to `want`
+ * positions, each one's cell ready too.  The cells are read (acquire: as
+ * the first) before the claim and stay as read while the index stays at p,
+ * which the claim's CAS checks. */
+static IPCX_NOINLINE uint32_t push_more(const struct rv *g, uint64_t p, uint32_t want)
+{
+	struct walk w = walk_from(g, p);
+	uint32_t k = 1;
+	for (; k < want; k++) {
+		walk_next(&w);
+		if (atomic_load_explicit(walk_cell(&w), memory_order_acquire) != w.lap)
+			break;
+	}
+	return k;
+}
+
+/* For a pop: full for this lap, not a skip, a slot index below depth, and
+ * (with caps) a message that fits caps[k].cap; each value into vals[k].
+ * With fetch (a level: messages to read), the payloads' misses are
+ * started; a free slot is for writing, which its popper prefetches so.
+ * (Compiled for each case: the usual ones leave the loop its registers.) */
+static inline __attribute__((always_inline)) uint32_t
+pop_more_as(const ipcx_mq *mq, const struct rv *g, uint64_t p, uint32_t want,
+	    const ipcx_mq_vec *caps, uint64_t *vals, bool fetch)
+{
+	const uint32_t depth = mq->depth, max_msg = mq->max_msg;
+	unsigned char *const bufs = mq->buf_base;
+	const size_t pitch = mq->buf_pitch;
+	struct walk w = walk_from(g, p);
+	uint32_t k = 1;
+	for (; k < want; k++) {
+		walk_next(&w);
+		uint64_t u = atomic_load_explicit(walk_cell(&w), memory_order_acquire);
+		uint32_t i = (uint32_t)(u & MQ_IDX_MASK);
+		if ((u & ~(uint64_t)MQ_IDX_MASK) != (MQ_CELL_FULL | w.lap) || i >= depth)
+			break;
+		/* as for the first (damage is the popper's to handle) */
+		if (caps && caps[k].cap < max_msg && mq_slot(mq, i)->len > caps[k].cap)
+			break;
+		if (fetch)
+			__builtin_prefetch(bufs + (size_t)i * pitch, 0, 3);
+		vals[k] = u;
+	}
+	return k;
+}
+
+static IPCX_NOINLINE uint32_t pop_more(const ipcx_mq *mq, uint32_t r, const struct rv *g,
+				       uint64_t p, uint32_t want, const ipcx_mq_vec *caps,
+				       uint64_t *vals)
+{
+	if (r == MQ_RING_FREE)
+		return pop_more_as(mq, g, p, want, NULL, vals, false);
+	return caps ? pop_more_as(mq, g, p, want, caps, vals, true)
+		    : pop_more_as(mq, g, p, want, NULL, vals, true);
+}
+
 /* Claim the next positions of ring r on one side: up to `want` of them in
  * one CAS (a run: for a pop, messages that each fit caps[k].cap, and no
  * skip after the first).  The count claimed (*pos the first; for a pop the
  * first cell's value in *cell, and with vals every cell's value, which
- * stays as read: the cells are ours), 0 full (push) / empty (pop),
+ * stays as read: the cells are ours; a pop of more than one needs vals),
+ * 0 full (push) / empty (pop),
  * -EMSGSIZE (a pop whose first message is longer than maxlen), -EBADMSG. */
-static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t *cell,
-		     uint64_t maxlen, uint32_t want, const ipcx_mq_vec *caps, uint64_t *vals)
+static inline __attribute__((always_inline)) int
+claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t *cell, uint64_t maxlen,
+	  uint32_t want, const ipcx_mq_vec *caps, uint64_t *vals)
 {
 	const struct rv g = rv_of(mq, r);
 	const uint32_t depth = mq->depth, max_msg = mq->max_msg;
@@ -186,40 +295,24 @@ static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t
 				uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
 				if (i >= depth)
 					return -EBADMSG;
-				/* the slot's and the payload's misses at once */
-				__builtin_prefetch(mq_slot(mq, i), 0, 3);
-				__builtin_prefetch(mq_buf(mq, i), 0, 3);
+				/* a message's: the slot's and the payload's misses
+				 * at once (a free slot's popper prefetches it to
+				 * write) */
+				if (r != MQ_RING_FREE) {
+					__builtin_prefetch(mq_slot(mq, i), 0, 3);
+					__builtin_prefetch(mq_buf(mq, i), 0, 3);
+				}
 				/* The fields are the pusher's (acquired with the cell);
 				 * they stay until the slot is popped.  (A length above
 				 * max_msg is damage, which the popper handles.) */
 				if (maxlen < max_msg && mq_slot(mq, i)->len > maxlen)
 					return -EMSGSIZE;
 			}
-			uint32_t k = 1;
 			if (vals)
 				vals[0] = v;
-			while (k < want && !(v & MQ_CELL_SKIP)) {
-				/* acquire: as above, for each cell of the run; they stay
-				 * as read while the index stays at p, which the CAS checks */
-				uint64_t u = atomic_load_explicit(rv_cell(&g, p + k), memory_order_acquire);
-				if (push) {
-					if (u != rv_empty(&g, p + k))
-						break;
-				} else {
-					uint32_t i = (uint32_t)(u & MQ_IDX_MASK);
-					if (!(u & MQ_CELL_FULL) || (u & MQ_CELL_SKIP) ||
-					    rv_lap_diff(&g, u, p + k) != 0 || i >= depth)
-						break;
-					/* as above (damage is the popper's to handle) */
-					if (caps && caps[k].cap < max_msg &&
-					    mq_slot(mq, i)->len > caps[k].cap)
-						break;
-					__builtin_prefetch(mq_buf(mq, i), 0, 3);
-				}
-				if (vals)
-					vals[k] = u;
-				k++;
-			}
+			uint32_t k = want < 2 || (v & MQ_CELL_SKIP) ? 1
+				     : push ? push_more(&g, p, want)
+					    : pop_more(mq, r, &g, p, want, caps, vals);
 			/* relaxed: published by the CAS's release */
 			atomic_store_explicit(intent, MQ_INTENT(r, p, k), memory_order_relaxed);
 			/* acq_rel: release carries the intent; acquire orders our
@@ -257,6 +350,20 @@ static int claim_pos(ipcx_mq *mq, uint32_t r, bool push, uint64_t *pos, uint64_t
 	return -EBADMSG;
 }
 
+/* claim_pos made for each side (its loops compiled for one). */
+static IPCX_NOINLINE int claim_push(ipcx_mq *mq, uint32_t r, uint64_t *pos, uint32_t want)
+{
+	uint64_t cell;
+	return claim_pos(mq, r, true, pos, &cell, 0, want, NULL, NULL);
+}
+
+static IPCX_NOINLINE int claim_pop(ipcx_mq *mq, uint32_t r, uint64_t *pos, uint64_t *cell,
+				   uint64_t maxlen, uint32_t want, const ipcx_mq_vec *caps,
+				   uint64_t *vals)
+{
+	return claim_pos(mq, r, false, pos, cell, maxlen, want, caps, vals);
+}
+
 /* How long a push waits for a cell a popper claimed a lap ago and has not
  * given back (it is slow, or dead and repaired by the liveness check)
  * before it asks whether a live process holds it. */
@@ -283,9 +390,9 @@ static bool live_pop_holds(ipcx_mq *mq, uint32_t r)
 
 int ipcx__mq_claim(ipcx_mq *mq, uint32_t r, uint32_t i, uint64_t *pos)
 {
-	uint64_t v, t0 = 0, checked = 0;
+	uint64_t t0 = 0, checked = 0;
 	int rc;
-	for (unsigned n = 0; (rc = claim_pos(mq, r, true, pos, &v, 0, 1, NULL, NULL)) == 0; n++) {
+	for (unsigned n = 0; (rc = claim_push(mq, r, pos, 1)) == 0; n++) {
 		/* The ring cannot hold every slot while we hold one: a popper of
 		 * the previous lap is in the middle of giving the cell back. */
 		if (n < 4096) {
@@ -365,7 +472,7 @@ int ipcx__mq_pop(ipcx_mq *mq, uint32_t r, uint32_t state, uint64_t maxlen, uint3
 	uint32_t lvl = r == MQ_RING_FREE ? 0 : r - 1;
 	for (;;) {
 		uint64_t pos, v;
-		int rc = claim_pos(mq, r, false, &pos, &v, maxlen, 1, NULL, NULL);
+		int rc = claim_pop(mq, r, &pos, &v, maxlen, 1, NULL, NULL);
 		if (rc <= 0)
 			return rc;
 		if (v & MQ_CELL_SKIP) {
@@ -587,7 +694,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	prefetch_cell(mq, MQ_RING_FREE, false);
 	prefetch_cell(mq, r, true);
 	ipcx__mq_busy(mq);
-	int rc = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, 1, NULL, NULL);
+	int rc = claim_pop(mq, MQ_RING_FREE, &hf, &vf, UINT64_MAX, 1, NULL, NULL);
 	if (rc <= 0 || (vf & MQ_CELL_SKIP)) {
 		if (rc > 0) /* a skip: give it back and let the general path look on */
 			release_cell(mq, MQ_RING_FREE, hf);
@@ -598,8 +705,7 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 	prefetch_slot(mq, i);
 	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_LOANED, mq->idx, 0, hf);
-	uint64_t v;
-	rc = claim_pos(mq, r, true, &t, &v, 0, 1, NULL, NULL);
+	rc = claim_push(mq, r, &t, 1);
 	if (rc <= 0) {
 		/* Not now: hold the slot as a plain loan; the caller goes on. */
 		/* release: as in ipcx__mq_pop */
@@ -637,13 +743,13 @@ int ipcx__mq_fast_send(ipcx_mq *mq, uint32_t prio, const void *buf, uint32_t len
 int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq_msg *m)
 {
 	uint32_t r = MQ_RING_LEVEL(p);
-	uint64_t h, v, tf, vf;
+	uint64_t h, v, tf;
 	prefetch_cell(mq, r, false);
 	prefetch_cell(mq, MQ_RING_FREE, true);
 	ipcx__mq_busy(mq);
 	int rc;
 	for (;;) {
-		rc = claim_pos(mq, r, false, &h, &v, cap, 1, NULL, NULL);
+		rc = claim_pop(mq, r, &h, &v, cap, 1, NULL, NULL);
 		if (rc <= 0 || !(v & MQ_CELL_SKIP))
 			break;
 		release_cell(mq, r, h);
@@ -655,7 +761,7 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
 	uint32_t i = (uint32_t)(v & MQ_IDX_MASK);
 	struct mq_slot *s = mq_slot(mq, i);
 	uint64_t w = mq_word(S_TAKEN, mq->idx, p, h);
-	int rf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, 1, NULL, NULL);
+	int rf = claim_push(mq, MQ_RING_FREE, &tf, 1);
 	/* release: as in ipcx__mq_pop; a death from here on redelivers it */
 	atomic_store_explicit(mq_wordp(mq, i), w, memory_order_release);
 	release_cell(mq, r, h);
@@ -696,24 +802,23 @@ int ipcx__mq_fast_recv(ipcx_mq *mq, uint32_t p, void *buf, uint64_t cap, ipcx_mq
  * intent naming the run) per ring, so a death anywhere is repaired position
  * by position as for single messages. */
 
-/* Store empty-for-the-next-lap into n popped cells from pos (not the intent). */
-static void release_run(const struct rv *g, uint64_t pos, uint32_t n)
-{
-	for (uint32_t j = 0; j < n; j++)
-		/* release: as release_cell */
-		atomic_store_explicit(rv_cell(g, pos + j), rv_empty(g, pos + j + g->mask + 1),
-				      memory_order_release);
-}
-
 /* Store n cells from pos full with slots[], the first last: a popper can
  * take nothing before the first, so it then finds the whole run there and
  * takes it in one claim, instead of chasing the stores one by one. */
 static void publish_run(const struct rv *g, uint64_t pos, const uint32_t *slots, uint32_t n)
 {
-	for (uint32_t j = n; j-- > 0;)
+	if (!n)
+		return;
+	struct walk w = walk_from(g, pos);
+	_Atomic uint64_t *first = walk_cell(&w);
+	uint64_t v0 = MQ_CELL_FULL | w.lap | slots[0];
+	for (uint32_t j = 1; j < n; j++) {
+		walk_next(&w);
 		/* release: the words, payloads and fields before the cells */
-		atomic_store_explicit(rv_cell(g, pos + j), rv_full(g, pos + j, slots[j]),
+		atomic_store_explicit(walk_cell(&w), MQ_CELL_FULL | w.lap | slots[j],
 				      memory_order_release);
+	}
+	atomic_store_explicit(first, v0, memory_order_release); /* as above */
 }
 
 /* Slot i (ours, outside every ring) back to the free ring. */
@@ -723,20 +828,27 @@ static void refree(ipcx_mq *mq, uint32_t i)
 }
 
 /* Publish the nc positions of ring r claimed from t for slots[0..nc) (their
- * words written), then push slots[nc..n), which found no position at once,
+ * words written; finish_claimed: already published), then push slots[nc..n),
+ * which found no position at once,
  * one by one, waiting for a popper of the last lap as a single push does
  * (busy held).  A push that fails (garbage indices) leaves the rest to the
  * reclaimer. */
-static void publish_claimed(ipcx_mq *mq, uint32_t r, uint64_t t, const uint32_t *slots,
-			    uint32_t nc, uint32_t n)
+static void finish_claimed(ipcx_mq *mq, uint32_t r, const uint32_t *slots, uint32_t nc,
+			   uint32_t n)
 {
-	const struct rv g = rv_of(mq, r);
-	publish_run(&g, t, slots, nc);
 	if (nc) /* release: as in publish */
 		atomic_store_explicit(&me(mq)->intent_push, 0, memory_order_release);
 	for (uint32_t j = nc; j < n; j++)
 		if (ipcx__mq_push(mq, r, slots[j]))
 			break;
+}
+
+static void publish_claimed(ipcx_mq *mq, uint32_t r, uint64_t t, const uint32_t *slots,
+			    uint32_t nc, uint32_t n)
+{
+	const struct rv g = rv_of(mq, r);
+	publish_run(&g, t, slots, nc);
+	finish_claimed(mq, r, slots, nc, n);
 }
 
 /* Claim up to n full positions of ring r to pop (busy held), stepping
@@ -746,7 +858,7 @@ static int claim_run(ipcx_mq *mq, uint32_t r, uint64_t maxlen, uint32_t n,
 {
 	uint64_t v;
 	for (;;) {
-		int k = claim_pos(mq, r, false, h, &v, maxlen, n, caps, cells);
+		int k = claim_pop(mq, r, h, &v, maxlen, n, caps, cells);
 		if (k <= 0 || !(v & MQ_CELL_SKIP))
 			return k;
 		release_cell(mq, r, *h);
@@ -760,14 +872,17 @@ static void own_run(ipcx_mq *mq, uint32_t r, uint32_t state, uint32_t p, uint64_
 		    const uint64_t *cells, uint32_t k, uint32_t *slots)
 {
 	const struct rv g = rv_of(mq, r);
-	for (uint32_t j = 0; j < k; j++) {
+	const uint64_t w0 = mq_word(state, mq->idx, p, 0);
+	struct walk w = walk_from(&g, h);
+	for (uint32_t j = 0; j < k; j++, walk_next(&w)) {
 		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
 		/* release: as in ipcx__mq_pop; a death from here on gives the
 		 * slot back (a loan) or redelivers its message (a take) */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(state, mq->idx, p, h + j),
+		atomic_store_explicit(mq_wordp(mq, slots[j]), w0 | ((h + j) & MQ_POS_MASK),
 				      memory_order_release);
+		/* release: as release_cell */
+		atomic_store_explicit(walk_cell(&w), walk_next_lap(&w), memory_order_release);
 	}
-	release_run(&g, h, k);
 	/* release: the words before a reclaimer sees the run given back */
 	atomic_store_explicit(&me(mq)->intent_pop, 0, memory_order_release);
 }
@@ -852,9 +967,9 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		ipcx__wake(&h->nf.seq, &h->nf.sleepers);
 		return -EBADMSG;
 	}
-	uint64_t t, vl;
+	uint64_t t;
 	ipcx__mq_busy(mq);
-	int kl = claim_pos(mq, r, true, &t, &vl, 0, k, NULL, NULL);
+	int kl = claim_push(mq, r, &t, k);
 	uint32_t nl = kl > 0 ? (uint32_t)kl : 0;
 	for (uint32_t j = 0; j < nl; j++)
 		/* relaxed: published with the level cell */
@@ -899,11 +1014,11 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 		}
 		uint32_t r = MQ_RING_LEVEL(prio);
 		const struct rv gl = rv_of(mq, r);
-		uint64_t hf, vf, t, vl, cells[MQ_RUN_MAX];
+		uint64_t hf, vf, t, cells[MQ_RUN_MAX];
 		prefetch_cell(mq, MQ_RING_FREE, false);
 		prefetch_cell(mq, r, true);
 		ipcx__mq_busy(mq);
-		int kf = claim_pos(mq, MQ_RING_FREE, false, &hf, &vf, UINT64_MAX, run, NULL, cells);
+		int kf = claim_pop(mq, MQ_RING_FREE, &hf, &vf, UINT64_MAX, run, NULL, cells);
 		if (kf <= 0 || (vf & MQ_CELL_SKIP)) {
 			if (kf > 0) { /* a skip (a run of one): give it back, look again */
 				release_cell(mq, MQ_RING_FREE, hf);
@@ -913,23 +1028,31 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 			ipcx__mq_idle(mq);
 			return kf < 0 ? (done ? (int)done : kf) : (int)done;
 		}
-		int kl = claim_pos(mq, r, true, &t, &vl, 0, (uint32_t)kf, NULL, NULL);
+		int kl = claim_push(mq, r, &t, (uint32_t)kf);
 		uint32_t k = kl > 0 ? (uint32_t)kl : 0, extra = (uint32_t)kf - k;
 		uint32_t slots[MQ_RUN_MAX];
-		for (uint32_t j = 0; j < (uint32_t)kf; j++) {
+		const uint64_t wl = mq_word(S_LEVEL, self, prio, 0), wo = mq_word(S_LOANED, self, 0, 0);
+		struct walk wf = walk_from(&gf, hf);
+		for (uint32_t j = 0; j < (uint32_t)kf; j++, walk_next(&wf)) {
 			uint32_t i = (uint32_t)(cells[j] & MQ_IDX_MASK);
 			slots[j] = i;
 			prefetch_slot(mq, i);
 			/* relaxed: published with the level cell (or, for a slot
 			 * without a level position, ours alone: a plain loan) */
 			atomic_store_explicit(mq_wordp(mq, i),
-					      j < k ? mq_word(S_LEVEL, self, prio, t + j)
-						    : mq_word(S_LOANED, self, 0, hf + j),
+					      j < k ? wl | ((t + j) & MQ_POS_MASK)
+						    : wo | ((hf + j) & MQ_POS_MASK),
 					      memory_order_relaxed);
+			/* release: as release_cell (the free cell, for its next lap) */
+			atomic_store_explicit(walk_cell(&wf), walk_next_lap(&wf), memory_order_release);
 		}
-		release_run(&gf, hf, (uint32_t)kf);
 		/* release: the words before a reclaimer sees the run given back */
 		atomic_store_explicit(&e->intent_pop, 0, memory_order_release);
+		/* Each slot filled, then its level cell; the run's first cell
+		 * last, so that it is published when it is all written. */
+		struct walk wp = walk_from(&gl, t);
+		_Atomic uint64_t *first = walk_cell(&wp);
+		uint64_t first_v = MQ_CELL_FULL | wp.lap | slots[0];
 		for (uint32_t j = 0; j < k; j++) {
 			const ipcx_mq_vec *m = &v[done + j];
 			struct mq_slot *s = mq_slot(mq, slots[j]);
@@ -940,9 +1063,13 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 			s->seq = ((hf + j) & MQ_POS_MASK) + 1; /* as in fast_send */
 			if (m->len)
 				mq_copy(mq_buf(mq, slots[j]), m->buf, m->len);
+			if (j) /* release: the word, fields and payload before the cell */
+				atomic_store_explicit(walk_cell(&wp), MQ_CELL_FULL | wp.lap | slots[j],
+						      memory_order_release);
+			walk_next(&wp);
 		}
-		/* The run is published when it is all written. */
-		publish_run(&gl, t, slots, k);
+		if (k) /* release: as above, for the whole run */
+			atomic_store_explicit(first, first_v, memory_order_release);
 		if (k) {
 			/* relaxed (both): only this handle writes it, under busy */
 			atomic_store_explicit(&e->sent,
@@ -974,8 +1101,8 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
  * as many as it has room for at once, the rest one by one. */
 static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t n)
 {
-	uint64_t tf, vf;
-	int kf = claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, n, NULL, NULL);
+	uint64_t tf;
+	int kf = claim_push(mq, MQ_RING_FREE, &tf, n);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
 	for (uint32_t j = 0; j < nf; j++)
 		/* relaxed: published with the free cell */
@@ -1026,7 +1153,7 @@ static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const
 	return log_dels(mq, slots, n);
 }
 
-int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
+int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n, bool roomy,
 			    bool *too_long)
 {
 	uint32_t r = MQ_RING_LEVEL(p);
@@ -1038,7 +1165,7 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	prefetch_cell(mq, r, false);
 	prefetch_cell(mq, MQ_RING_FREE, true);
 	ipcx__mq_busy(mq);
-	int k = claim_run(mq, r, v[0].cap, n, v, &h, cells);
+	int k = claim_run(mq, r, v[0].cap, n, roomy ? NULL : v, &h, cells);
 	if (k <= 0) {
 		ipcx__mq_idle(mq);
 		*too_long = k == -EMSGSIZE;
@@ -1047,8 +1174,8 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	*too_long = false;
 	/* In memory the slots' free positions are claimed now, so that the
 	 * claim's misses overlap the copies'; with a log, after them (below). */
-	uint64_t tf = 0, vf;
-	int kf = logged ? 0 : claim_pos(mq, MQ_RING_FREE, true, &tf, &vf, 0, (uint32_t)k, NULL, NULL);
+	uint64_t tf = 0;
+	int kf = logged ? 0 : claim_push(mq, MQ_RING_FREE, &tf, (uint32_t)k);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
 	uint32_t slots[MQ_RUN_MAX];
 	own_run(mq, r, S_TAKEN, p, h, cells, (uint32_t)k, slots);
@@ -1056,6 +1183,13 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 	if (logged)
 		ipcx__mq_idle(mq); /* the log may take the lock: not while busy */
 	uint32_t got = 0;
+	const uint64_t wf = mq_word(S_FREE, self, 0, 0);
+	/* In memory each slot goes back to the free ring once read, the run's
+	 * first cell last (as publish_run). */
+	const struct rv gf = rv_of(mq, MQ_RING_FREE);
+	struct walk wp = walk_from(&gf, tf);
+	_Atomic uint64_t *first = walk_cell(&wp);
+	const uint64_t first_v = MQ_CELL_FULL | wp.lap | slots[0];
 	for (uint32_t j = 0; j < (uint32_t)k; j++) {
 		struct mq_slot *s = mq_slot(mq, slots[j]);
 		ipcx_mq_vec *m = &v[got];
@@ -1068,9 +1202,15 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 			m->flags = 0; /* redelivered messages wait in the redo list, not here */
 			got++;
 		}
-		if (!logged && j < nf) /* relaxed: published with the free cell */
-			atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_FREE, self, 0, tf + j),
+		if (j < nf) { /* (none with a log) */
+			/* relaxed: published with the free cell */
+			atomic_store_explicit(mq_wordp(mq, slots[j]), wf | ((tf + j) & MQ_POS_MASK),
 					      memory_order_relaxed);
+			if (j) /* release: our reads of the slot before a sender reuses it */
+				atomic_store_explicit(walk_cell(&wp), MQ_CELL_FULL | wp.lap | slots[j],
+						      memory_order_release);
+			walk_next(&wp);
+		}
 	}
 	/* A persistent mailbox logs the removals before the slots are freed,
 	 * as ipcx_mq_release does: RELEASING says a removal is owed, so that a
@@ -1082,9 +1222,9 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 		ipcx__mq_busy(mq);
 		free_run(mq, slots, (uint32_t)k);
 	} else {
-		/* release (in publish_run): our reads of the slots before a
-		 * sender reuses them */
-		publish_claimed(mq, MQ_RING_FREE, tf, slots, nf, (uint32_t)k);
+		if (nf) /* release: as above, for the whole run */
+			atomic_store_explicit(first, first_v, memory_order_release);
+		finish_claimed(mq, MQ_RING_FREE, slots, nf, (uint32_t)k);
 	}
 	/* relaxed (both): only this handle writes it, under its busy flag */
 	atomic_store_explicit(&e->received,

@@ -891,6 +891,52 @@ static void test_corrupt(void **st)
 	assert_int_equal(t_check_no_leaks(), 0);
 }
 
+/* The queued slot of level p (its word LEVEL), or depth if none. */
+static uint32_t queued_slot(ipcx_mq *mq, uint32_t p)
+{
+	for (uint32_t i = 0; i < mq->depth; i++) {
+		uint64_t w = atomic_load(mq_wordp(mq, i));
+		if (mq_w_state(w) == S_LEVEL && mq_w_level(w) == p)
+			return i;
+	}
+	return mq->depth;
+}
+
+/* A message whose length is forged past max_msg is
+ * dropped and reported, by a single receive and inside a batch, and its slot
+ * comes back: the mailbox keeps its whole depth. */
+static void test_corrupt_len(void **st)
+{
+	(void)st;
+	const char *name = t_name("cl");
+	ipcx_mq *mq = mk(name, 4, 8, IPCX_MQ_FULL_FAIL);
+	char b[8];
+	assert_int_equal(ipcx_mq_send(mq, "abc", 3, 1, NULL), 0);
+	uint32_t i = queued_slot(mq, 1);
+	assert_true(i < mq->depth);
+	mq_slot(mq, i)->len = 1u << 30;
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), -EBADMSG);
+	assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), -EAGAIN);
+	/* A batch: the damaged first message is dropped, the second arrives. */
+	assert_int_equal(ipcx_mq_send(mq, "d", 1, 1, NULL), 0);
+	mq_slot(mq, queued_slot(mq, 1))->len = 9;
+	assert_int_equal(ipcx_mq_send(mq, "ef", 2, 1, NULL), 0);
+	char bufs[4][8];
+	ipcx_mq_vec v[4];
+	for (int k = 0; k < 4; k++)
+		v[k] = (ipcx_mq_vec){ .buf = bufs[k], .cap = sizeof bufs[k] };
+	assert_int_equal(ipcx_mq_recv_batch(mq, v, 4, &NB), 1);
+	assert_int_equal(v[0].len, 2);
+	assert_memory_equal(bufs[0], "ef", 2);
+	/* Every slot is free again. */
+	for (int k = 0; k < 4; k++)
+		assert_int_equal(ipcx_mq_send(mq, "g", 1, 0, NULL), 0);
+	assert_int_equal(ipcx_mq_send(mq, "g", 1, 0, NULL), -EAGAIN);
+	for (int k = 0; k < 4; k++)
+		assert_int_equal(ipcx_mq_recv(mq, b, sizeof b, NULL, &NB), 1);
+	done(mq, name);
+}
+
 int main(void)
 {
 	t_watchdog(60);
@@ -899,7 +945,7 @@ int main(void)
 		cmocka_unit_test(test_full_policies),  cmocka_unit_test(test_zero_copy_large),
 		cmocka_unit_test(test_shaping),	       cmocka_unit_test(test_fairness),
 		cmocka_unit_test(test_readiness),      cmocka_unit_test(test_notify),
-		cmocka_unit_test(test_peer_death),     cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_peer_death),     cmocka_unit_test(test_corrupt), cmocka_unit_test(test_corrupt_len),
 		cmocka_unit_test(test_batch),	       cmocka_unit_test(test_batch_processes),
 		cmocka_unit_test(test_run_death),      cmocka_unit_test(test_stopped_popper),
 		cmocka_unit_test(test_take_batch),     cmocka_unit_test(test_take_batch_death),
