@@ -58,6 +58,12 @@ static inline uint64_t mq_word(uint32_t state, uint32_t owner, uint32_t level, u
 	return (uint64_t)state << 60 | (uint64_t)(owner & 127u) << 53 |
 	       (uint64_t)(level & 63u) << MQ_POS_BITS | (pos & MQ_POS_MASK);
 }
+/* mq_word(state, owner, level, pos) from base = mq_word(state, owner,
+ * level, 0): what a run's loops store, the rest computed once. */
+static inline uint64_t mq_word_at(uint64_t base, uint64_t pos)
+{
+	return base | (pos & MQ_POS_MASK);
+}
 static inline uint32_t mq_w_state(uint64_t w) { return (uint32_t)(w >> 60); }
 static inline uint32_t mq_w_owner(uint64_t w) { return (uint32_t)(w >> 53) & 127u; }
 static inline uint32_t mq_w_level(uint64_t w) { return (uint32_t)(w >> MQ_POS_BITS) & 63u; }

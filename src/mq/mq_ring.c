@@ -878,7 +878,7 @@ static void own_run(ipcx_mq *mq, uint32_t r, uint32_t state, uint32_t p, uint64_
 		slots[j] = (uint32_t)(cells[j] & MQ_IDX_MASK);
 		/* release: as in ipcx__mq_pop; a death from here on gives the
 		 * slot back (a loan) or redelivers its message (a take) */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), w0 | ((h + j) & MQ_POS_MASK),
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word_at(w0, h + j),
 				      memory_order_release);
 		/* release: as release_cell */
 		atomic_store_explicit(walk_cell(&w), walk_next_lap(&w), memory_order_release);
@@ -939,6 +939,7 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 						     memory_order_relaxed)
 			 : 0;
 	uint32_t epoch = ipcx__mq_log_epoch(mq);
+	const uint64_t wc = mq_word(S_COMMITTING, mq->idx, 0, 0);
 	for (uint32_t j = 0; j < k; j++) {
 		const ipcx_mq_vec *m = &v[j];
 		uint32_t i = slots[j], len = (uint32_t)m->len;
@@ -951,8 +952,7 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 		s->log_off = (uint64_t)(rec - mq->log_map);
 		/* release: a reclaimer that sees COMMITTING sees the seq it owes a
 		 * removal for */
-		atomic_store_explicit(mq_wordp(mq, i), mq_word(S_COMMITTING, mq->idx, 0, 0),
-				      memory_order_release);
+		atomic_store_explicit(mq_wordp(mq, i), wc, memory_order_release);
 		/* Both copies from the caller's buffer, which is in cache. */
 		mq_copy(mq_buf(mq, i), m->buf, len);
 		recs[j] = rec;
@@ -971,9 +971,10 @@ static IPCX_NOINLINE int send_run_logged(ipcx_mq *mq, const ipcx_mq_vec *v, uint
 	ipcx__mq_busy(mq);
 	int kl = claim_push(mq, r, &t, k);
 	uint32_t nl = kl > 0 ? (uint32_t)kl : 0;
+	const uint64_t wl = mq_word(S_LEVEL, mq->idx, prio, 0);
 	for (uint32_t j = 0; j < nl; j++)
 		/* relaxed: published with the level cell */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_LEVEL, mq->idx, prio, t + j),
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word_at(wl, t + j),
 				      memory_order_relaxed);
 	/* (What a failed push leaves stays COMMITTING: reclaimed, cancelled
 	 * and its removal logged, after us.) */
@@ -1040,8 +1041,7 @@ int ipcx__mq_fast_send_many(ipcx_mq *mq, const ipcx_mq_vec *v, uint32_t n)
 			/* relaxed: published with the level cell (or, for a slot
 			 * without a level position, ours alone: a plain loan) */
 			atomic_store_explicit(mq_wordp(mq, i),
-					      j < k ? wl | ((t + j) & MQ_POS_MASK)
-						    : wo | ((hf + j) & MQ_POS_MASK),
+					      j < k ? mq_word_at(wl, t + j) : mq_word_at(wo, hf + j),
 					      memory_order_relaxed);
 			/* release: as release_cell (the free cell, for its next lap) */
 			atomic_store_explicit(walk_cell(&wf), walk_next_lap(&wf), memory_order_release);
@@ -1104,9 +1104,10 @@ static IPCX_NOINLINE void free_run(ipcx_mq *mq, const uint32_t *slots, uint32_t 
 	uint64_t tf;
 	int kf = claim_push(mq, MQ_RING_FREE, &tf, n);
 	uint32_t nf = kf > 0 ? (uint32_t)kf : 0;
+	const uint64_t wf = mq_word(S_FREE, mq->idx, 0, 0);
 	for (uint32_t j = 0; j < nf; j++)
 		/* relaxed: published with the free cell */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_FREE, mq->idx, 0, tf + j),
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word_at(wf, tf + j),
 				      memory_order_relaxed);
 	/* release (in publish_run): our reads of the slots before a sender
 	 * reuses them */
@@ -1146,9 +1147,10 @@ static IPCX_NOINLINE int log_dels(ipcx_mq *mq, const uint32_t *slots, uint32_t n
 static IPCX_NOINLINE int log_removals(ipcx_mq *mq, uint32_t p, uint64_t h, const uint32_t *slots,
 				      uint32_t n)
 {
+	const uint64_t wr = mq_word(S_RELEASING, mq->idx, p, 0);
 	for (uint32_t j = 0; j < n; j++)
 		/* release: as in ipcx__mq_pop */
-		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word(S_RELEASING, mq->idx, p, h + j),
+		atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word_at(wr, h + j),
 				      memory_order_release);
 	return log_dels(mq, slots, n);
 }
@@ -1204,7 +1206,7 @@ int ipcx__mq_fast_recv_many(ipcx_mq *mq, uint32_t p, ipcx_mq_vec *v, uint32_t n,
 		}
 		if (j < nf) { /* (none with a log) */
 			/* relaxed: published with the free cell */
-			atomic_store_explicit(mq_wordp(mq, slots[j]), wf | ((tf + j) & MQ_POS_MASK),
+			atomic_store_explicit(mq_wordp(mq, slots[j]), mq_word_at(wf, tf + j),
 					      memory_order_relaxed);
 			if (j) /* release: our reads of the slot before a sender reuses it */
 				atomic_store_explicit(walk_cell(&wp), MQ_CELL_FULL | wp.lap | slots[j],

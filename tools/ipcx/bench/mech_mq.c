@@ -288,8 +288,9 @@ MQ_SETUP(setup_always, 1, IPCX_MQ_SYNC_ALWAYS, 0, 0)
 MQ_MECH(mq_mem, "ipcx-mq", 30, setup_mem,
 	"ipcx priority mailbox (MPMC; copying up to 1 KiB, loan/take above; adaptive)", 1,
 	"ipcx-mq*: up to 1 KiB copying; streams in batches of up to 256 messages or 16 KiB "
-	"(send_batch/recv_batch), ipcx-mq-single one call per message; above 1 KiB stamped "
-	"in place (loan/commit, take/release)",
+	"(send_batch/recv_batch) into a mailbox up to 16384 deep (docs/mq.md: depth decides a "
+	"stream's rate), ipcx-mq-single one call per message; above 1 KiB stamped in place "
+	"(loan/commit, take/release)",
 	SMALL + 1)
 MQ_MECH(mq_take, "ipcx-mq-take", 30, setup_take,
 	"ipcx-mq streaming into take_batch/release_batch (zero-copy receive)", 0, NULL, SMALL + 1)
