@@ -55,11 +55,27 @@ typedef struct ipcx_spinlock {
 } ipcx_spinlock;
 
 IPCX_API void ipcx_spin_init(ipcx_spinlock *s);
-/* Never fails, never sleeps, not interruptible. */
-IPCX_API void ipcx_spin_lock(ipcx_spinlock *s);
 /* 0 taken, -EBUSY held by someone. */
 IPCX_API int ipcx_spin_trylock(ipcx_spinlock *s);
-IPCX_API void ipcx_spin_unlock(ipcx_spinlock *s);
+
+/* The slow half of lock: wait for the word to read free, then take it (not
+ * for direct use). */
+IPCX_API void ipcx_spin_lock_wait(ipcx_spinlock *s);
+
+/* Lock and unlock are inline, as the mutex's: uncontended, one xchg and one
+ * store, no call.  Lock never fails, never sleeps, is not interruptible. */
+static inline void ipcx_spin_lock(ipcx_spinlock *s)
+{
+	/* acquire: the critical section follows the lock */
+	if (__builtin_expect(__atomic_exchange_n(&s->word, 1, __ATOMIC_ACQUIRE) != 0, 0))
+		ipcx_spin_lock_wait(s);
+}
+
+static inline void ipcx_spin_unlock(ipcx_spinlock *s)
+{
+	/* release: the critical section before the word reads free */
+	__atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
+}
 
 /* ---- mutex ---------------------------------------------------------------
  *

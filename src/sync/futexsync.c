@@ -45,11 +45,11 @@ IPCX_API void ipcx_spin_init(ipcx_spinlock *s)
 	atomic_init(A(&s->word), 0);
 }
 
-IPCX_API void ipcx_spin_lock(ipcx_spinlock *s)
+IPCX_API void ipcx_spin_lock_wait(ipcx_spinlock *s)
 {
 	unsigned backoff = 1;
-	/* acquire: the critical section happens after we own the word */
-	while (atomic_exchange_explicit(A(&s->word), 1, memory_order_acquire) != 0) {
+	/* The inline lock's xchg found the word held. */
+	do {
 		/* Wait with reads only, so the line stays shared until it is free. */
 		do {
 			for (unsigned i = 0; i < backoff; i++)
@@ -58,7 +58,8 @@ IPCX_API void ipcx_spin_lock(ipcx_spinlock *s)
 				backoff <<= 1;
 		} while (atomic_load_explicit(A(&s->word), memory_order_relaxed) !=
 			 0); /* the xchg orders */
-	}
+		/* acquire: the critical section happens after we own the word */
+	} while (atomic_exchange_explicit(A(&s->word), 1, memory_order_acquire) != 0);
 }
 
 IPCX_API int ipcx_spin_trylock(ipcx_spinlock *s)
@@ -68,12 +69,6 @@ IPCX_API int ipcx_spin_trylock(ipcx_spinlock *s)
 		return -EBUSY;
 	/* acquire: as in ipcx_spin_lock */
 	return atomic_exchange_explicit(A(&s->word), 1, memory_order_acquire) ? -EBUSY : 0;
-}
-
-IPCX_API void ipcx_spin_unlock(ipcx_spinlock *s)
-{
-	/* release: the critical section's writes before the lock is seen free */
-	atomic_store_explicit(A(&s->word), 0, memory_order_release);
 }
 
 /* ---- mutex: 0 free, 1 held, 2 held and someone may sleep ----------------- */

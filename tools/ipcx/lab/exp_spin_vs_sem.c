@@ -221,6 +221,11 @@ static double uncontended_ns(uint32_t kind)
 				ipcx_mutex_lock(&sh->lock.u.mutex);
 				ipcx_mutex_unlock(&sh->lock.u.mutex);
 			}
+		} else if (kind == IPCX_LOCK_SPIN) {
+			for (int i = 0; i < n; i++) { /* as above */
+				ipcx_spin_lock(&sh->lock.u.spin);
+				ipcx_spin_unlock(&sh->lock.u.spin);
+			}
 		} else {
 			for (int i = 0; i < n; i++) {
 				ipcx_lock_acquire(&sh->lock);
