@@ -3,8 +3,9 @@
 set -u
 ipcx=$1
 name="tcli$$"
-fail() { echo "FAIL: $*" >&2; "$ipcx" rm "$name" >/dev/null 2>&1; exit 1; }
-trap '"$ipcx" rm "$name" >/dev/null 2>&1' EXIT
+cleanup() { "$ipcx" rm "$name" "$name-ring" "$name-queue" "$name-mq" >/dev/null 2>&1; }
+fail() { echo "FAIL: $*" >&2; cleanup; exit 1; }
+trap cleanup EXIT
 
 "$ipcx" ring create "$name" 64k >/dev/null || fail "ring create"
 [ "$(stat -c %a /dev/shm/ipcx.$name)" = 600 ] || fail "mode is not 0600"
@@ -28,12 +29,29 @@ echo "$err" | grep -q "peer closed" || fail "unclear message: $err"
 err=$("$ipcx" ring recv "$name-2" --timeout 50 2>&1) && fail "empty recv succeeded"
 echo "$err" | grep -q "deadline expired" || fail "unclear timeout message: $err"
 "$ipcx" rm "$name-2" || fail "rm 2"
+# send and recv by kind: a ring, a queue and a mailbox, each with its own
+# command's options; what has no send says so.
+for kind in ring queue mq; do
+	"$ipcx" $kind create "$name-$kind" >/dev/null || fail "$kind create"
+	"$ipcx" send "$name-$kind" x "y z" || fail "send to a $kind"
+done
+[ "$("$ipcx" recv "$name-ring" --timeout 200)" = "$(printf 'x\ny z')" ] || fail "recv from a ring"
+[ "$("$ipcx" recv "$name-queue" --timeout 100 --count 2)" = "$(printf 'x\ny z')" ] ||
+	fail "recv from a queue"
+"$ipcx" send "$name-mq" --prio 7 urgent || fail "send --prio to a mailbox"
+[ "$("$ipcx" recv "$name-mq" --prio)" = "$(printf '7 urgent\n0 x\n0 y z')" ] ||
+	fail "recv from a mailbox"
+"$ipcx" rm "$name-ring" "$name-queue" "$name-mq" || fail "rm by kind"
+err=$("$ipcx" send "nope-$$" x 2>&1) && fail "send to a missing object succeeded"
+echo "$err" | grep -q "No such file" || fail "unclear message: $err"
+"$ipcx" recv 2>/dev/null; [ $? -eq 2 ] || fail "recv without NAME must exit 2"
 # Bad names and missing objects.
 "$ipcx" stat "a/b" 2>&1 | grep -q "Invalid argument" || fail "bad name not refused"
 "$ipcx" stat "nope-$$" 2>&1 | grep -q "No such file" || fail "missing object"
 # A foreign object in our namespace is reported, not trusted.
 head -c 8192 /dev/urandom > "/dev/shm/ipcx.$name-junk"
 "$ipcx" stat "$name-junk" 2>&1 | grep -q "not an ipcx object" || fail "junk accepted"
+"$ipcx" send "$name-junk" x 2>&1 | grep -q "not an ipcx object" || fail "send to junk"
 "$ipcx" ls | grep "$name-junk" | grep -q "not an ipcx object" || fail "ls trusts junk"
 "$ipcx" rm "$name-junk" || fail "rm junk"
 "$ipcx" rm "$name" || fail "rm"

@@ -32,4 +32,8 @@ int cli_parse_size(const char *s, unsigned long long *out);
  * also shown by `ipcx stat` for a mailbox. */
 int cli_mq_stat(int argc, char **argv, const char *name);
 
+/* `ipcx mq ARGS...` (argv[0] "mq"), also run by `ipcx send` and `ipcx recv`
+ * for a mailbox. */
+int cli_mq_main(int argc, char **argv);
+
 #endif

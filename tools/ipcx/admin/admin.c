@@ -351,6 +351,63 @@ static int queue_main(int argc, char **argv)
 	return chan_main(&queue_kind, argc, argv);
 }
 
+/* ---- send and recv by kind -------------------------------------------------
+ * `ipcx send NAME ...` and `ipcx recv NAME ...` look at what NAME is and run
+ * that kind's command (`ipcx ring|queue|mq send|recv NAME ...`), with its
+ * options. */
+static int by_kind(const char *verb, int argc, char **argv)
+{
+	char usage[256];
+	snprintf(usage, sizeof usage,
+		 "ipcx %s NAME [OPTIONS]%s\n\nRun `ipcx ring|queue|mq %s NAME ...` for what NAME is "
+		 "(a ring, a queue or a mailbox), with that command's options.",
+		 verb, strcmp(verb, "send") ? "" : " TEXT...", verb);
+	if (want_help(argc, argv, usage))
+		return CLI_OK;
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return CLI_USAGE;
+	}
+	ipcx_region_info info;
+	int rc = ipcx_region_peek(argv[1], &info);
+	if (rc) {
+		fprintf(stderr, "ipcx %s: %s: %s\n", verb, argv[1], ipcx_strerror(rc));
+		return CLI_FAIL;
+	}
+	int (*run)(int, char **) = info.kind == IPCX_KIND_RING	? ring_main
+				   : info.kind == IPCX_KIND_QUEUE ? queue_main
+				   : info.kind == IPCX_KIND_MQ	  ? cli_mq_main
+								  : NULL;
+	if (!run) {
+		fprintf(stderr, "ipcx %s: %s: a %s has no %s (rings, queues and mailboxes do)\n",
+			verb, argv[1], ipcx_kind_name(info.kind), verb);
+		return CLI_FAIL;
+	}
+	/* argv as the kind's command sees it: KIND VERB NAME ARGS... */
+	char **av = calloc((size_t)argc + 2, sizeof *av);
+	if (!av) {
+		fprintf(stderr, "ipcx %s: %s\n", verb, ipcx_strerror(-ENOMEM));
+		return CLI_FAIL;
+	}
+	av[0] = (char *)ipcx_kind_name(info.kind);
+	av[1] = (char *)verb;
+	for (int i = 1; i < argc; i++)
+		av[i + 1] = argv[i];
+	int status = run(argc + 1, av);
+	free(av);
+	return status;
+}
+
+static int send_main(int argc, char **argv)
+{
+	return by_kind("send", argc, argv);
+}
+
+static int recv_main(int argc, char **argv)
+{
+	return by_kind("recv", argc, argv);
+}
+
 static const struct cli_command ls_cmd = { "ls", "[--json]", "list ipcx objects", ls_main };
 static const struct cli_command stat_cmd = { "stat", "NAME", "show an object's header and state",
 					     stat_main };
@@ -360,7 +417,15 @@ static const struct cli_command ring_cmd = { "ring", "create|send|recv NAME ..."
 static const struct cli_command queue_cmd = { "queue", "create|send|recv NAME ...",
 					      "create a queue, send to it, receive from it",
 					      queue_main };
+static const struct cli_command send_cmd = { "send", "NAME [OPTIONS] TEXT...",
+					     "send to a ring, queue or mailbox (by its kind)",
+					     send_main };
+static const struct cli_command recv_cmd = { "recv", "NAME [OPTIONS]",
+					     "receive from a ring, queue or mailbox (by its kind)",
+					     recv_main };
 CLI_COMMAND(ls_cmd)
+CLI_COMMAND(send_cmd)
+CLI_COMMAND(recv_cmd)
 CLI_COMMAND(stat_cmd)
 CLI_COMMAND(rm_cmd)
 CLI_COMMAND(ring_cmd)

@@ -292,7 +292,7 @@ int cli_mq_stat(int argc, char **argv, const char *name)
 	return CLI_OK;
 }
 
-static int mq_main(int argc, char **argv)
+int cli_mq_main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -318,5 +318,5 @@ static int mq_main(int argc, char **argv)
 
 static const struct cli_command mq_cmd = { "mq", "create|send|recv|stat NAME ...",
 					   "priority mailboxes: create, send, receive, inspect",
-					   mq_main };
+					   cli_mq_main };
 CLI_COMMAND(mq_cmd)
