@@ -257,11 +257,7 @@ static int check(uint64_t may_lose)
 int main(void)
 {
 	t_watchdog(110);
-	dir = t_durable_dir();
-	if (!dir) {
-		fprintf(stderr, "no real file system for the log: skipped\n");
-		return T_SKIP;
-	}
+	T_DURABLE_DIR_OR_SKIP(dir);
 	parent = getpid();
 	atexit(cleanup);
 	ipcx__mq_compact_bytes = 8u << 10; /* every ~50 messages (inherited by the children) */

@@ -713,6 +713,16 @@ static int batch_taker(void *p)
 /* A taker that dies holding a batch has all of it redelivered, flagged, in
  * order; released messages of a persistent mailbox stay released after
  * power loss and the redelivered ones come back. */
+/* Take exactly n messages into m, by as many non-blocking batches as it takes. */
+static void take_n(ipcx_mq *mq, ipcx_mq_msg *m, unsigned n)
+{
+	for (unsigned got = 0; got < n;) {
+		int k = ipcx_mq_take_batch(mq, m + got, n - got, &NB);
+		assert_true(k > 0);
+		got += (unsigned)k;
+	}
+}
+
 static void test_take_batch_death(void **st)
 {
 	(void)st;
@@ -743,12 +753,7 @@ static void test_take_batch_death(void **st)
 		assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 		assert_int_equal(at.redelivered, 6);
 		ipcx_mq_msg m[10];
-		unsigned got = 0;
-		while (got < 10) {
-			int n = ipcx_mq_take_batch(mq, m + got, 10 - got, &NB);
-			assert_true(n > 0);
-			got += (unsigned)n;
-		}
+		take_n(mq, m, 10);
 		for (unsigned i = 0; i < 10; i++) {
 			char b[8];
 			int len = snprintf(b, sizeof b, "d%u", i);
@@ -763,12 +768,7 @@ static void test_take_batch_death(void **st)
 			assert_int_equal(ipcx_mq_create(&mq, name, &o), 0);
 			assert_int_equal(ipcx_mq_getattr(mq, &at), 0);
 			assert_int_equal(at.recovered, 3);
-			got = 0;
-			while (got < 3) {
-				int n = ipcx_mq_take_batch(mq, m + got, 3 - got, &NB);
-				assert_true(n > 0);
-				got += (unsigned)n;
-			}
+			take_n(mq, m, 3);
 			for (unsigned i = 0; i < 3; i++) {
 				char b[8];
 				int len = snprintf(b, sizeof b, "d%u", 7 + i);

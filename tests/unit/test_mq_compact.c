@@ -419,11 +419,7 @@ static void test_v1_upgrade(void **st)
 int main(void)
 {
 	t_watchdog(100);
-	dir = t_durable_dir();
-	if (!dir) {
-		fprintf(stderr, "no real file system for the log: skipped\n");
-		return T_SKIP;
-	}
+	T_DURABLE_DIR_OR_SKIP(dir);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compact_live),
 		cmocka_unit_test(test_dead_compactor),

@@ -379,11 +379,7 @@ static void test_truncate_fail(void **st)
 int main(void)
 {
 	t_watchdog(100);
-	dir = t_durable_dir();
-	if (!dir) {
-		fprintf(stderr, "no real file system for the log: skipped\n");
-		return T_SKIP;
-	}
+	T_DURABLE_DIR_OR_SKIP(dir);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recover),	       cmocka_unit_test(test_torn_and_corrupt),
 		cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_enospc_growth),

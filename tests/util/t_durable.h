@@ -27,6 +27,16 @@ static inline const char *t_durable_dir(void)
 	return NULL;
 }
 
+/* In a test's main: set dir to t_durable_dir(), or say why the test skips
+ * and return T_SKIP (testutil.h). */
+#define T_DURABLE_DIR_OR_SKIP(dir)                                                       \
+	do {                                                                             \
+		if (!((dir) = t_durable_dir())) {                                        \
+			fprintf(stderr, "no real file system for the log: skipped\n");  \
+			return T_SKIP;                                                   \
+		}                                                                        \
+	} while (0)
+
 /* dir/tag.log, in one of 8 buffers used in turn. */
 static inline const char *t_durable_log(const char *dir, const char *tag)
 {
