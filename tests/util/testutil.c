@@ -10,12 +10,28 @@
 #include <time.h>
 #include <unistd.h>
 
+/* "t<pid>.<start>-": this process's prefix.  The start time (in ticks since
+ * boot) tells it from an earlier process of the same pid, whose objects a
+ * killed run may have left behind. */
+static const char *own_prefix(void)
+{
+	static __thread char buf[64];
+	static __thread pid_t for_pid;
+	pid_t pid = getpid();
+	if (for_pid != pid) { /* first call, or a forked child */
+		snprintf(buf, sizeof buf, "t%d.%llu-", (int)pid,
+			 (unsigned long long)t_proc_start(pid));
+		for_pid = pid;
+	}
+	return buf;
+}
+
 const char *t_name(const char *tag)
 {
 	static __thread char buf[8][96];
 	static __thread unsigned n;
 	char *b = buf[n % 8];
-	snprintf(b, sizeof buf[0], "t%d-%s-%u", (int)getpid(), tag, n);
+	snprintf(b, sizeof buf[0], "%s%s-%u", own_prefix(), tag, n);
 	n++;
 	return b;
 }
@@ -58,8 +74,8 @@ int t_count_fds(void)
 
 int t_check_no_leaks(void)
 {
-	char prefix[64];
-	snprintf(prefix, sizeof prefix, "ipcx.t%d-", (int)getpid());
+	char prefix[80];
+	snprintf(prefix, sizeof prefix, "ipcx.%s", own_prefix());
 	DIR *d = opendir("/dev/shm");
 	int leaks = 0;
 	struct dirent *e;

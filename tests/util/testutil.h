@@ -31,7 +31,9 @@
 		}                                                                       \
 	} while (0)
 
-/* A name unique to this process and call ("t<pid>-<tag>-<n>"). */
+/* A name unique to this process and call ("t<pid>.<start>-<tag>-<n>", with
+ * the process's start time, so that no earlier process of the same pid
+ * shares it). */
 const char *t_name(const char *tag);
 
 /* Kill the whole test (and its process group) with a message after `seconds`:
@@ -41,7 +43,7 @@ void t_watchdog(unsigned seconds);
 /* Number of open file descriptors of this process. */
 int t_count_fds(void);
 
-/* Names of ipcx objects under /dev/shm starting with "ipcx.t<pid>": leaked
+/* Names of ipcx objects under /dev/shm with this process's prefix: leaked
  * ones fail the test in t_check_no_leaks(). */
 int t_check_no_leaks(void);
 
